@@ -1,0 +1,138 @@
+/*
+ * bottomless.h: the C ABI of the bottomless native core.
+ *
+ * This is the only boundary between the Zig core and its callers (the Python
+ * replicator binds it with cffi in ABI mode, so keep it free of preprocessor
+ * logic other than #define of integer constants). Plain C types only; every
+ * function returns an integer status and leaves a message for
+ * bottomless_last_error() on failure. No function ever unwinds into the caller.
+ *
+ * The spool is an append-only log in "<db>-bottomless/" beside the database:
+ * one checksummed record per committed transaction (page numbers + page
+ * images, page size, database size after commit), written by the capture
+ * layer while SQLite holds its WAL write lock.
+ */
+#ifndef BOTTOMLESS_H
+#define BOTTOMLESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define BOTTOMLESS_OK 0
+#define BOTTOMLESS_DONE 1      /* no complete record at that position (yet) */
+#define BOTTOMLESS_ERROR -1    /* generic failure, see bottomless_last_error() */
+#define BOTTOMLESS_CORRUPT -2  /* checksum, salt or format mismatch */
+#define BOTTOMLESS_NOMEM -3
+#define BOTTOMLESS_IO -4       /* the operating system refused a read/write */
+#define BOTTOMLESS_MISUSE -5   /* bad argument */
+#define BOTTOMLESS_BUFFER -6   /* output buffer too small */
+
+/* Message of the last failure on the calling thread; never NULL. */
+const char *bottomless_last_error(void);
+/* Version of the native core, e.g. "0.1.0". */
+const char *bottomless_version(void);
+
+/*
+ * Register the "bottomless" VFS into a SQLite library that was not given to
+ * us through sqlite3_extension_init (e.g. the one Python's sqlite3 module
+ * links). Pass that library's own functions. database_file_object may be
+ * NULL on SQLite < 3.31 (transaction boundaries are then inferred from WAL
+ * writes alone). Idempotent per library.
+ */
+typedef struct bottomless_sqlite_fns {
+  void *vfs_find;             /* sqlite3_vfs *(*)(const char *)           */
+  void *vfs_register;         /* int (*)(sqlite3_vfs *, int make_default) */
+  void *database_file_object; /* sqlite3_file *(*)(const char *)          */
+} bottomless_sqlite_fns;
+int bottomless_register_vfs(const bottomless_sqlite_fns *fns);
+
+/* ---- spool ------------------------------------------------------------ */
+
+typedef struct bottomless_spool bottomless_spool;
+
+typedef struct bottomless_record {
+  uint64_t seq;         /* transaction sequence number, 1-based, gap-free */
+  uint64_t offset;      /* where the record starts in the spool */
+  uint64_t next_offset; /* where the next record starts */
+  uint64_t unix_ms;     /* commit time (wall clock, milliseconds) */
+  uint32_t page_size;
+  uint32_t db_size;     /* database size in pages after the commit */
+  uint32_t n_pages;     /* pages in the record */
+  uint32_t reserved;
+} bottomless_record;
+
+/*
+ * Running state of a SQLite WAL checksum chain. Frames produced or verified
+ * by this library use big-endian checksums (WAL magic 0x377f0683) and carry
+ * salt1/salt2 in their headers.
+ */
+typedef struct bottomless_chain {
+  uint32_t salt1;
+  uint32_t salt2;
+  uint32_t cksum1;
+  uint32_t cksum2;
+} bottomless_chain;
+
+typedef struct bottomless_stats {
+  uint64_t records;        /* complete records not yet acknowledged */
+  uint64_t bytes;          /* their size in bytes */
+  uint64_t disk_bytes;     /* what the spool occupies on disk */
+  uint64_t oldest_unix_ms; /* commit time of the oldest unacknowledged record, 0 if none */
+  uint64_t last_seq;       /* newest record's seq, 0 if none */
+  uint64_t acked_seq;      /* newest acknowledged seq, 0 if none */
+} bottomless_stats;
+
+/* Writes "<db_path>-bottomless" (NUL-terminated) into out. */
+int bottomless_spool_dir(const char *db_path, char *out, size_t cap);
+/* Opens (creating if needed) the spool of a database for reading/acking. */
+int bottomless_spool_open(const char *db_path, bottomless_spool **out);
+void bottomless_spool_close(bottomless_spool *spool);
+/* Offset of the first record not yet acknowledged. */
+int bottomless_spool_start(bottomless_spool *spool, uint64_t *offset);
+/*
+ * Reads the header of the record at offset, verifying its checksum.
+ * Returns OK, DONE (nothing complete there yet) or CORRUPT.
+ */
+int bottomless_spool_next(bottomless_spool *spool, uint64_t offset, bottomless_record *out);
+/*
+ * Encodes pages [first, first+count) of a record as SQLite WAL frames
+ * (24-byte header + page) into out, continuing the checksum chain. The
+ * record's last page is marked as the commit frame (db_size after commit).
+ * cap must be at least count * (24 + page_size).
+ */
+int bottomless_spool_frames(bottomless_spool *spool, const bottomless_record *rec,
+                            uint32_t first, uint32_t count, bottomless_chain *chain,
+                            uint8_t *out, size_t cap);
+/* Everything up to and including rec is in S3: its disk space may go. */
+int bottomless_spool_ack(bottomless_spool *spool, const bottomless_record *rec);
+int bottomless_spool_stats(bottomless_spool *spool, bottomless_stats *out);
+/*
+ * Appends to the spool every transaction committed in the WAL that the spool
+ * lacks (after a crash between the WAL write and the spool append). The
+ * caller must hold the database's WAL write lock (e.g. BEGIN IMMEDIATE on a
+ * connection opened through the bottomless VFS). *appended gets the count.
+ */
+int bottomless_spool_reconcile(bottomless_spool *spool, uint64_t *appended);
+
+/* ---- restore ------------------------------------------------------------ */
+
+/*
+ * Writes the pages of WAL frames (as produced by bottomless_spool_frames)
+ * into a database file (not open in SQLite). With verify != 0 every frame's
+ * salts and chained checksum are checked against chain first, and nothing
+ * of a frame that fails is written. chain is advanced past the frames.
+ * *db_size gets the database size of the last commit frame (0 if none);
+ * *frames the number of frames applied. Frames after the last commit frame
+ * are not applied (they are reported as CORRUPT: a batch never ends
+ * mid-transaction).
+ */
+int bottomless_apply_frames(const char *db_path, uint32_t page_size,
+                            const uint8_t *frames, size_t len, int verify,
+                            bottomless_chain *chain, uint32_t *db_size,
+                            uint64_t *frames_applied);
+/* Sets the file to db_size pages and makes it durable. */
+int bottomless_finish_restore(const char *db_path, uint32_t page_size, uint32_t db_size);
+/* SQLite's WAL checksum (big-endian variant) over data, continuing chain. */
+int bottomless_wal_checksum(const uint8_t *data, size_t len, bottomless_chain *chain);
+
+#endif
