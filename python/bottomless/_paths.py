@@ -1,0 +1,43 @@
+"""Where the native extension (libbottomless) lives."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+_PKG_DIR = Path(__file__).resolve().parent
+# python/bottomless/_paths.py -> the repository root, when running from a checkout.
+_REPO_DIR = _PKG_DIR.parent.parent
+
+
+def library_name() -> str:
+    """File name of the native library on this platform."""
+    return "libbottomless.dylib" if sys.platform == "darwin" else "libbottomless.so"
+
+
+def _candidates() -> list[Path]:
+    name = library_name()
+    found = [_PKG_DIR / "_lib" / name]
+    if (_REPO_DIR / "build.zig").is_file():
+        found.append(_REPO_DIR / "zig-out" / "lib" / name)
+    return found
+
+
+def extension_path() -> str:
+    """Absolute path of the bottomless native library.
+
+    Looks in the installed package (``bottomless/_lib/``) first, then, when
+    running from a source checkout, in ``zig-out/lib/`` where ``zig build``
+    leaves it. This is the path to give to ``.load`` in the sqlite3 or libsql
+    shell.
+    """
+    candidates = _candidates()
+    for path in candidates:
+        if path.is_file():
+            return str(path)
+    looked = ", ".join(str(p) for p in candidates)
+    raise FileNotFoundError(
+        f"bottomless native library {library_name()} not found (looked in: {looked}). "
+        "Install the package with `python -m pip install .` (it builds the library), "
+        "or build it in the source tree with `python -m ziglang build`."
+    )
