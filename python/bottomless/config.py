@@ -1,0 +1,101 @@
+"""Configuration from ``LIBSQL_BOTTOMLESS_*`` variables, overridable by callers."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from bottomless.compression import CODECS
+from bottomless.errors import ConfigError, LayoutError
+from bottomless.layout import validate_db_name
+
+ENV_PREFIX = "LIBSQL_BOTTOMLESS_"
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Where and how a database is backed up.
+
+    ``database_id`` is the ``<db-name>`` prefix of the database's objects;
+    None means "the database file's name" (or, for the CLI, the only
+    database found in the bucket).
+    """
+
+    endpoint: str = "http://localhost:9000"
+    bucket: str = "bottomless"
+    database_id: str | None = None
+    batch_interval_secs: float = 1.0
+    batch_max_frames: int = 10000
+    compression: str = "zstd"
+    verify_crc: bool = True
+    autostart: bool = True
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
+        """Read the variables from ``env`` (default: os.environ), then apply
+        ``overrides`` (keyword arguments named like the fields; None values
+        are ignored so unset CLI options fall through to the variables)."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for field in fields(cls):
+            var = ENV_PREFIX + field.name.upper()
+            raw = env.get(var)
+            if raw is not None and raw.strip() != "":
+                values[field.name] = _parse(field.name, raw.strip(), var)
+        config = cls(**values)
+        return config.with_overrides(**overrides)
+
+    def with_overrides(self, **overrides: Any) -> Config:
+        known = {f.name for f in fields(self)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise TypeError(f"unknown configuration fields: {', '.join(sorted(unknown))}")
+        changes = {k: v for k, v in overrides.items() if v is not None}
+        config = replace(self, **changes)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        if not self.endpoint.startswith(("http://", "https://")):
+            raise ConfigError(f"{ENV_PREFIX}ENDPOINT: {self.endpoint!r} is not an http(s) URL")
+        if not self.bucket or "/" in self.bucket:
+            raise ConfigError(f"{ENV_PREFIX}BUCKET: {self.bucket!r} is not a bucket name")
+        if self.database_id is not None:
+            try:
+                validate_db_name(self.database_id)
+            except LayoutError as exc:
+                raise ConfigError(f"{ENV_PREFIX}DATABASE_ID: {exc}") from None
+        if not self.batch_interval_secs > 0:
+            raise ConfigError(f"{ENV_PREFIX}BATCH_INTERVAL_SECS: must be positive")
+        if self.batch_max_frames < 1:
+            raise ConfigError(f"{ENV_PREFIX}BATCH_MAX_FRAMES: must be at least 1")
+        if self.compression not in CODECS:
+            raise ConfigError(
+                f"{ENV_PREFIX}COMPRESSION: {self.compression!r} is not one of {', '.join(CODECS)}"
+            )
+
+
+def _parse(name: str, raw: str, var: str) -> Any:
+    try:
+        if name == "batch_interval_secs":
+            return float(raw)
+        if name == "batch_max_frames":
+            return int(raw)
+        if name in ("verify_crc", "autostart"):
+            return parse_bool(raw)
+    except ValueError:
+        raise ConfigError(f"{var}: {raw!r} is not a valid value") from None
+    return raw
+
+
+def parse_bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError(f"{raw!r} is not a boolean (use true/false)")
