@@ -1,0 +1,1 @@
+"""bottomless-cli: browse, restore, verify and remove backups in S3."""

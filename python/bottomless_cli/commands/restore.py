@@ -1,0 +1,49 @@
+"""``restore``: restore the database from S3."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+import click
+
+from bottomless.restore import restore
+from bottomless_cli.commands.progress import RestoreProgress
+from bottomless_cli.context import CliState, generation_option, pass_state
+from bottomless_cli.dates import UTC_DATETIME
+
+log = logging.getLogger(__name__)
+
+
+@click.command("restore")
+@click.option("-g", "--generation", help="Restore this generation (default: the newest).")
+@click.option("-u", "--utc-time", type=UTC_DATETIME, help="Restore the state as of this UTC time.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="Write here (default: the database name).",
+)
+@pass_state
+def restore_cmd(
+    state: CliState, generation: str | None, utc_time: datetime | None, output: str | None
+) -> None:
+    """Restore the database."""
+    store = state.store()
+    db_name = state.db_name()
+    log.info("Database: %s", db_name)
+    target = output or db_name
+    with RestoreProgress(f"restoring {db_name}") as progress:
+        result = restore(
+            store,
+            db_name,
+            target,
+            generation=generation_option(generation),
+            until=utc_time,
+            verify=state.config().verify_crc,
+            progress=progress,
+        )
+    click.echo(
+        f"Restored {db_name} from generation {result.generation} into {result.path} "
+        f"({result.db_size} pages, {result.frames_applied} WAL frames applied)"
+    )

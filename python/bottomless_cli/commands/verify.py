@@ -1,0 +1,36 @@
+"""``verify``: restore into a scratch file and check it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import click
+
+from bottomless.verify import verify
+from bottomless_cli.commands.progress import RestoreProgress
+from bottomless_cli.context import CliState, generation_option, pass_state
+from bottomless_cli.dates import UTC_DATETIME
+
+
+@click.command("verify")
+@click.option("-g", "--generation", help="Verify this generation (default: the newest).")
+@click.option("-u", "--utc-time", type=UTC_DATETIME, help="Verify the state as of this UTC time.")
+@pass_state
+def verify_cmd(state: CliState, generation: str | None, utc_time: datetime | None) -> None:
+    """Restore into a temporary file and check every checksum and the database's integrity."""
+    store = state.store()
+    db_name = state.db_name()
+    with RestoreProgress(f"verifying {db_name}") as progress:
+        result = verify(
+            store,
+            db_name,
+            generation=generation_option(generation),
+            until=utc_time,
+            progress=progress,
+        )
+    chain = " <- ".join(str(g) for g in reversed(result.generations))
+    click.echo(f"generation:         {chain}")
+    click.echo(f"integrity check:    {result.integrity}")
+    click.echo(f"checksums verified: {result.checksums_verified}")
+    click.echo(f"batches applied:    {result.batches_applied}")
+    click.echo(f"database size:      {result.db_size} pages of {result.page_size} bytes")

@@ -1,0 +1,50 @@
+"""The ``bottomless-cli`` entry point: global options and command registry.
+
+Commands live in ``bottomless_cli.commands``, one module each; add one by
+importing it here and calling ``cli.add_command``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from bottomless.errors import BottomlessError
+from bottomless_cli import logsetup
+from bottomless_cli.commands.ls import ls
+from bottomless_cli.commands.restore import restore_cmd
+from bottomless_cli.commands.rm import rm
+from bottomless_cli.commands.verify import verify_cmd
+from bottomless_cli.context import CliState
+
+
+class BottomlessGroup(click.Group):
+    """Turns library errors into one clear line (and exit status 1)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BottomlessError as exc:
+            raise click.ClickException(str(exc)) from exc
+        except FileNotFoundError as exc:  # e.g. the native library is not built
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=BottomlessGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-e", "--endpoint", help="S3 endpoint [LIBSQL_BOTTOMLESS_ENDPOINT].")
+@click.option("-b", "--bucket", help="Bucket [LIBSQL_BOTTOMLESS_BUCKET].")
+@click.option("-d", "--database", help="Database name [LIBSQL_BOTTOMLESS_DATABASE_ID].")
+@click.version_option(package_name="bottomless", prog_name="bottomless-cli")
+@click.pass_context
+def cli(ctx: click.Context, endpoint: str | None, bucket: str | None, database: str | None) -> None:
+    """Bottomless CLI: browse, restore, verify and remove backups in S3."""
+    try:
+        logsetup.configure()
+    except logsetup.LogLevelError as exc:
+        raise click.ClickException(str(exc)) from None
+    ctx.obj = CliState(endpoint=endpoint, bucket=bucket, database=database)
+
+
+for command in (ls, restore_cmd, rm, verify_cmd):
+    cli.add_command(command)
