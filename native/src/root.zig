@@ -1,4 +1,261 @@
+//! Exported symbols: the SQLite/libSQL extension entry point and the C ABI of
+//! native/include/bottomless.h. Every function here catches every Zig error
+//! and returns a status code; nothing unwinds into the host.
 const std = @import("std");
+const sqlite = @import("sqlite.zig");
+const vfs = @import("vfs.zig");
+const libsql = @import("libsql.zig");
+const spool = @import("spool.zig");
+const walfmt = @import("walfmt.zig");
+const restore = @import("restore.zig");
+const status = @import("status.zig");
+const log = @import("log.zig");
+const build_options = @import("build_options");
+
+comptime {
+    if (build_options.check_libsql_abi) _ = @import("abi_check.zig");
+}
+
+fn fail(err: status.Error) c_int {
+    return status.code(err);
+}
+
+// ---- extension entry point ------------------------------------------------
+
+/// libSQL 0.2 accepts syntax stock SQLite rejects. Preparing (never
+/// stepping) such a statement tells the hosts apart without touching the
+/// database or reading an argument the host may not have passed. (The
+/// source id is no help: Debian's stock SQLite also ends it in "alt1".)
+fn isLibsql(db: ?*anyopaque, api: *const sqlite.Api) bool {
+    const handle = db orelse return false;
+    const prepare = api.get(sqlite.PrepareV2, sqlite.Api.prepare_v2) orelse return false;
+    const finalize = api.get(sqlite.Finalize, sqlite.Api.finalize) orelse return false;
+    var stmt: ?*anyopaque = null;
+    const rc = prepare(handle, "CREATE TEMP TABLE bottomless_probe(x) RANDOM ROWID", -1, &stmt, null);
+    _ = finalize(stmt);
+    return rc == sqlite.OK;
+}
+
+fn setErr(api: *const sqlite.Api, pz: ?*?[*:0]u8) void {
+    _ = api;
+    _ = pz; // SQLite frees *pzErrMsg with sqlite3_free; leaving it NULL is allowed.
+    log.err("loading failed: {s}", .{std.mem.span(status.message())});
+}
+
+/// Called by stock SQLite with three arguments and by libSQL 0.2 with four.
+/// The fourth is read only after the source id proved the host is libSQL.
+fn init(db: ?*anyopaque, pz: ?*?[*:0]u8, api_ptr: ?*const sqlite.Api, libsql_api: ?*const libsql.ApiRoutines) callconv(.c) c_int {
+    status.clear();
+    const api = api_ptr orelse return sqlite.MISUSE;
+    const fns = sqlite.fnsFromApi(api) orelse {
+        status.set("the host's API routines lack vfs_find/vfs_register", .{});
+        setErr(api, pz);
+        return sqlite.ERROR;
+    };
+    const reg = vfs.register(fns) catch {
+        setErr(api, pz);
+        return sqlite.ERROR;
+    };
+    if (isLibsql(db, api)) {
+        if (libsql_api) |la| {
+            libsql.register(la, reg) catch {
+                setErr(api, pz);
+                return sqlite.ERROR;
+            };
+        }
+    }
+    // The shell's .open closes the connection that loaded us; stay loaded.
+    return sqlite.OK_LOAD_PERMANENTLY;
+}
+
+comptime {
+    @export(&init, .{ .name = "sqlite3_bottomless_init" });
+    @export(&init, .{ .name = "sqlite3_extension_init" });
+}
+
+// ---- C ABI ------------------------------------------------------------------
+
 export fn bottomless_version() [*:0]const u8 {
     return "0.1.0";
+}
+
+export fn bottomless_last_error() [*:0]const u8 {
+    return status.message();
+}
+
+const SqliteFns = extern struct {
+    vfs_find: ?*const anyopaque,
+    vfs_register: ?*const anyopaque,
+    database_file_object: ?*const anyopaque,
+};
+
+export fn bottomless_register_vfs(fns: ?*const SqliteFns) c_int {
+    status.clear();
+    const f = fns orelse return misuse("fns is NULL");
+    const find = f.vfs_find orelse return misuse("vfs_find is NULL");
+    const reg = f.vfs_register orelse return misuse("vfs_register is NULL");
+    _ = vfs.register(.{
+        .vfs_find = @ptrCast(@alignCast(find)),
+        .vfs_register = @ptrCast(@alignCast(reg)),
+        .database_file_object = if (f.database_file_object) |d| @ptrCast(@alignCast(d)) else null,
+    }) catch |e| return fail(e);
+    return status.OK;
+}
+
+fn misuse(msg: []const u8) c_int {
+    status.set("{s}", .{msg});
+    return status.MISUSE;
+}
+
+fn spanPath(p: ?[*:0]const u8) ?[]const u8 {
+    const z = p orelse return null;
+    const s = std.mem.span(z);
+    if (s.len == 0) return null;
+    return s;
+}
+
+export fn bottomless_spool_dir(db_path: ?[*:0]const u8, out: ?[*]u8, cap: usize) c_int {
+    status.clear();
+    const path = spanPath(db_path) orelse return misuse("db_path is empty");
+    const o = out orelse return misuse("out is NULL");
+    const s = std.fmt.bufPrintSentinel(o[0..cap], "{s}-bottomless", .{path}, 0) catch {
+        status.set("buffer of {d} bytes is too small", .{cap});
+        return status.BUFFER;
+    };
+    _ = s;
+    return status.OK;
+}
+
+const Spool = spool.Reader;
+
+export fn bottomless_spool_open(db_path: ?[*:0]const u8, out: ?*?*Spool) c_int {
+    status.clear();
+    const path = spanPath(db_path) orelse return misuse("db_path is empty");
+    const o = out orelse return misuse("out is NULL");
+    const r = std.heap.c_allocator.create(Spool) catch return fail(error.OutOfMemory);
+    r.* = Spool.open(std.heap.c_allocator, path) catch |e| {
+        std.heap.c_allocator.destroy(r);
+        return fail(e);
+    };
+    o.* = r;
+    return status.OK;
+}
+
+export fn bottomless_spool_close(s: ?*Spool) void {
+    const r = s orelse return;
+    r.close();
+    std.heap.c_allocator.destroy(r);
+}
+
+export fn bottomless_spool_start(s: ?*Spool, offset: ?*u64) c_int {
+    status.clear();
+    const r = s orelse return misuse("spool is NULL");
+    const o = offset orelse return misuse("offset is NULL");
+    o.* = r.start() catch |e| return fail(e);
+    return status.OK;
+}
+
+const Record = extern struct {
+    seq: u64,
+    offset: u64,
+    next_offset: u64,
+    unix_ms: u64,
+    page_size: u32,
+    db_size: u32,
+    n_pages: u32,
+    reserved: u32,
+
+    fn toHeader(rec: *const Record) spool.Header {
+        return .{ .seq = rec.seq, .unix_ms = rec.unix_ms, .page_size = rec.page_size, .db_size = rec.db_size, .n_pages = rec.n_pages, .wal_salt1 = 0, .wal_salt2 = 0, .wal_commit_frame = 0, .payload_crc = 0 };
+    }
+};
+
+export fn bottomless_spool_next(s: ?*Spool, offset: u64, out: ?*Record) c_int {
+    status.clear();
+    const r = s orelse return misuse("spool is NULL");
+    const o = out orelse return misuse("out is NULL");
+    const h = (r.next(offset) catch |e| return fail(e)) orelse return status.DONE;
+    o.* = .{ .seq = h.seq, .offset = offset, .next_offset = offset + h.totalSize(), .unix_ms = h.unix_ms, .page_size = h.page_size, .db_size = h.db_size, .n_pages = h.n_pages, .reserved = 0 };
+    return status.OK;
+}
+
+export fn bottomless_spool_frames(s: ?*Spool, rec: ?*const Record, first: u32, count: u32, chain: ?*walfmt.Chain, out: ?[*]u8, cap: usize) c_int {
+    status.clear();
+    const r = s orelse return misuse("spool is NULL");
+    const rc = rec orelse return misuse("record is NULL");
+    const ch = chain orelse return misuse("chain is NULL");
+    const o = out orelse return misuse("out is NULL");
+    r.frames(rc.offset, rc.toHeader(), first, count, ch, o[0..cap]) catch |e| return fail(e);
+    return status.OK;
+}
+
+export fn bottomless_spool_ack(s: ?*Spool, rec: ?*const Record) c_int {
+    status.clear();
+    const r = s orelse return misuse("spool is NULL");
+    const rc = rec orelse return misuse("record is NULL");
+    r.ack(rc.offset, rc.toHeader()) catch |e| return fail(e);
+    return status.OK;
+}
+
+const Stats = extern struct {
+    records: u64,
+    bytes: u64,
+    disk_bytes: u64,
+    oldest_unix_ms: u64,
+    last_seq: u64,
+    acked_seq: u64,
+};
+
+export fn bottomless_spool_stats(s: ?*Spool, out: ?*Stats) c_int {
+    status.clear();
+    const r = s orelse return misuse("spool is NULL");
+    const o = out orelse return misuse("out is NULL");
+    const st = r.stats() catch |e| return fail(e);
+    o.* = .{ .records = st.records, .bytes = st.bytes, .disk_bytes = st.disk_bytes, .oldest_unix_ms = st.oldest_unix_ms, .last_seq = st.last_seq, .acked_seq = st.acked_seq };
+    return status.OK;
+}
+
+export fn bottomless_spool_reconcile(s: ?*Spool, appended: ?*u64) c_int {
+    status.clear();
+    const r = s orelse return misuse("spool is NULL");
+    var w = spool.Writer{ .allocator = std.heap.c_allocator, .paths = r.paths };
+    defer w.deinit();
+    const n = w.reconcile(null) catch |e| return fail(e);
+    w.sync() catch |e| return fail(e);
+    if (appended) |a| a.* = n;
+    return status.OK;
+}
+
+export fn bottomless_apply_frames(db_path: ?[*:0]const u8, page_size: u32, frames: ?[*]const u8, len: usize, verify: c_int, chain: ?*walfmt.Chain, db_size: ?*u32, applied: ?*u64) c_int {
+    status.clear();
+    const path = db_path orelse return misuse("db_path is NULL");
+    const ch = chain orelse return misuse("chain is NULL");
+    const data: []const u8 = if (len == 0) &.{} else (frames orelse return misuse("frames is NULL"))[0..len];
+    const a = restore.applyFrames(path, page_size, data, verify != 0, ch) catch |e| return fail(e);
+    if (db_size) |d| d.* = a.db_size;
+    if (applied) |p| p.* = a.frames;
+    return status.OK;
+}
+
+export fn bottomless_finish_restore(db_path: ?[*:0]const u8, page_size: u32, db_size: u32) c_int {
+    status.clear();
+    const path = db_path orelse return misuse("db_path is NULL");
+    restore.finish(path, page_size, db_size) catch |e| return fail(e);
+    return status.OK;
+}
+
+export fn bottomless_wal_checksum(data: ?[*]const u8, len: usize, chain: ?*walfmt.Chain) c_int {
+    status.clear();
+    const ch = chain orelse return misuse("chain is NULL");
+    if (len % 8 != 0) return misuse("length must be a multiple of 8");
+    const d: []const u8 = if (len == 0) &.{} else (data orelse return misuse("data is NULL"))[0..len];
+    var s = [2]u32{ ch.cksum1, ch.cksum2 };
+    walfmt.checksum(d, true, &s);
+    ch.cksum1 = s[0];
+    ch.cksum2 = s[1];
+    return status.OK;
+}
+
+test {
+    _ = walfmt;
 }

@@ -1,0 +1,166 @@
+//! Capture: watches SQLite's writes to one -wal file and turns every
+//! committed transaction into one spool record, exactly once.
+//!
+//! SQLite writes a transaction's frames after the last committed frame
+//! (mxFrame), may overwrite its own uncommitted frames in place, and marks
+//! the last frame of a commit with the database size. When the page of that
+//! commit frame has been written, the frames [first, commit] are read back
+//! from the WAL and appended to the spool. Frames of a transaction or
+//! savepoint that rolls back are simply overwritten later and never read.
+//!
+//! Before SQLite discards WAL content (restart at offset 0, truncate,
+//! delete), reconcile() appends any commit the spool lacks (a crash between
+//! the WAL write and the spool append) and syncs the spool, so the WAL is
+//! the recovery source for the spool until that moment.
+const std = @import("std");
+const walfmt = @import("walfmt.zig");
+const spool = @import("spool.zig");
+const status = @import("status.zig");
+const log = @import("log.zig");
+const Error = status.Error;
+
+pub const WalCapture = struct {
+    writer: spool.Writer,
+    page_size: u32 = 0,
+    salt1: u32 = 0,
+    salt2: u32 = 0,
+    txn_active: bool = false,
+    txn_first: u32 = 0,
+    pending_commit: u32 = 0,
+    pending_db_size: u32 = 0,
+    /// Highest frame of this WAL cycle already captured: writes at or below
+    /// it outside a transaction are SQLite rewriting checksums, not new data.
+    last_commit_frame: u32 = 0,
+    /// Last write-lock epoch of the main database seen; a change means a new
+    /// write transaction began (after a rollback, say).
+    epoch: u64 = 0,
+
+    pub fn init(db_path: []const u8) Error!WalCapture {
+        return .{ .writer = try spool.Writer.init(std.heap.c_allocator, db_path) };
+    }
+
+    pub fn deinit(self: *WalCapture) void {
+        self.writer.deinit();
+    }
+
+    /// A new write transaction starts (libSQL's xBeginWriteTransaction, or
+    /// the main file's WAL write lock being taken).
+    pub fn beginTransaction(self: *WalCapture) void {
+        self.txn_active = false;
+        self.pending_commit = 0;
+    }
+
+    pub fn observeEpoch(self: *WalCapture, epoch: u64) void {
+        if (epoch != self.epoch) {
+            self.epoch = epoch;
+            self.beginTransaction();
+        }
+    }
+
+    /// Reads the current WAL header (another process may have restarted the
+    /// WAL since we last looked).
+    fn loadHeader(self: *WalCapture) Error!bool {
+        const fd = (try self.writer.walFd()) orelse return false;
+        var hb: [walfmt.header_size]u8 = undefined;
+        if (try @import("fileio.zig").preadAll(fd, &hb, 0) != hb.len) return false;
+        const h = walfmt.WalHeader.parse(&hb) orelse return false;
+        if (h.salt1 != self.salt1 or h.salt2 != self.salt2) self.last_commit_frame = 0;
+        self.page_size = h.page_size;
+        self.salt1 = h.salt1;
+        self.salt2 = h.salt2;
+        return true;
+    }
+
+    /// Everything committed in the WAL reaches the spool, which is then made
+    /// durable: called before SQLite discards WAL content.
+    pub fn secureWal(self: *WalCapture) Error!void {
+        const n = try self.writer.reconcile(null);
+        if (n > 0) log.warn("recovered {d} committed transaction(s) from the WAL into the spool", .{n});
+        try self.writer.sync();
+    }
+
+    /// Called before SQLite's write reaches the WAL file. An error fails the
+    /// write (SQLite rolls the transaction back): used only when the spool
+    /// cannot take what the WAL is about to forget.
+    pub fn beforeWrite(self: *WalCapture, data: []const u8, offset: u64) Error!void {
+        if (offset == 0) {
+            // A new WAL header: restart (or first use). Capture the old
+            // cycle's commits first; the new cycle's transaction starts at 1.
+            try self.secureWal();
+            if (data.len >= walfmt.header_size) {
+                if (walfmt.WalHeader.parse(data[0..walfmt.header_size])) |h| {
+                    self.page_size = h.page_size;
+                    self.salt1 = h.salt1;
+                    self.salt2 = h.salt2;
+                }
+            }
+            self.last_commit_frame = 0;
+            self.txn_active = true;
+            self.txn_first = 1;
+            self.pending_commit = 0;
+            return;
+        }
+        if (!self.txn_active or self.page_size == 0) {
+            if (!try self.loadHeader()) return;
+        }
+        const fsz: u64 = walfmt.frame_header_size + @as(u64, self.page_size);
+        if (offset < walfmt.header_size) return;
+        const rel = offset - walfmt.header_size;
+        const frame: u32 = @intCast(rel / fsz + 1);
+        if (!self.txn_active) {
+            if (frame <= self.last_commit_frame) return; // checksum rewrite
+            self.txn_active = true;
+            self.txn_first = frame;
+            self.pending_commit = 0;
+            // The spool must hold every commit before this transaction; it
+            // lacks some only after a crash or a writer without the VFS.
+            const n = try self.writer.reconcile(frame - 1);
+            if (n > 0) log.warn("recovered {d} committed transaction(s) from the WAL into the spool", .{n});
+        }
+        if (frame < self.txn_first) self.txn_first = frame;
+        if (rel % fsz == 0 and data.len >= 8) {
+            const db_size = std.mem.readInt(u32, data[4..8], .big);
+            if (db_size != 0) {
+                self.pending_commit = frame;
+                self.pending_db_size = db_size;
+            } else if (self.pending_commit == frame) {
+                self.pending_commit = 0;
+            }
+        }
+    }
+
+    /// Called after SQLite's write reached the WAL. When it completed a
+    /// commit frame, the transaction goes to the spool. A failure here cannot
+    /// undo the commit, so it is logged and repaired by reconcile() at the
+    /// next transaction or checkpoint.
+    pub fn afterWrite(self: *WalCapture, len: usize, offset: u64) void {
+        if (self.pending_commit == 0 or offset < walfmt.header_size) return;
+        const fsz: u64 = walfmt.frame_header_size + @as(u64, self.page_size);
+        const frame_end = walfmt.header_size + @as(u64, self.pending_commit) * fsz;
+        if (offset + len != frame_end) return;
+        const commit = self.pending_commit;
+        self.pending_commit = 0;
+        self.txn_active = false;
+        self.last_commit_frame = commit;
+        const wal = (self.writer.walFd() catch null) orelse return;
+        self.writer.appendFromWal(wal, self.page_size, self.salt1, self.salt2, self.txn_first, commit, self.pending_db_size) catch |e| {
+            log.warn("could not append commit at WAL frame {d} to the spool ({s}: {s}); it will be recovered from the WAL", .{ commit, @errorName(e), std.mem.span(status.message()) });
+            // Make the next transaction's reconcile see the gap.
+            self.writer.known = false;
+        };
+    }
+
+    /// SQLite truncates the WAL (TRUNCATE checkpoint, journal_size_limit).
+    pub fn beforeTruncate(self: *WalCapture) Error!void {
+        try self.secureWal();
+    }
+
+    pub fn afterTruncate(self: *WalCapture) void {
+        self.last_commit_frame = 0;
+        self.page_size = 0;
+        self.salt1 = 0;
+        self.salt2 = 0;
+        self.txn_active = false;
+        self.writer.closeWal();
+    }
+};

@@ -1,0 +1,130 @@
+//! Thin, explicit wrappers over the C library's file calls. The spool and
+//! restore code use plain descriptors (never SQLite's), and only on files
+//! SQLite does not lock (the spool, the -wal file, a restore target), so
+//! closing them cannot drop SQLite's POSIX locks.
+const std = @import("std");
+const builtin = @import("builtin");
+const c = std.c;
+const status = @import("status.zig");
+const Error = status.Error;
+
+pub const Fd = c_int;
+
+fn errnoValue() c_int {
+    return c._errno().*;
+}
+
+pub fn open(path: [*:0]const u8, write: bool, create: bool) Error!Fd {
+    var flags: c.O = .{ .ACCMODE = if (write) .RDWR else .RDONLY, .CLOEXEC = true };
+    flags.CREAT = create;
+    const fd = c.open(path, flags, @as(c.mode_t, 0o644));
+    if (fd < 0) {
+        status.set("cannot open {s}: errno {d}", .{ std.mem.span(path), errnoValue() });
+        return error.Io;
+    }
+    return fd;
+}
+
+/// Like open() but reports a missing file as null instead of an error.
+pub fn openIfExists(path: [*:0]const u8, write: bool) Error!?Fd {
+    const flags: c.O = .{ .ACCMODE = if (write) .RDWR else .RDONLY, .CLOEXEC = true };
+    const fd = c.open(path, flags, @as(c.mode_t, 0o644));
+    if (fd < 0) {
+        if (errnoValue() == @intFromEnum(c.E.NOENT)) return null;
+        status.set("cannot open {s}: errno {d}", .{ std.mem.span(path), errnoValue() });
+        return error.Io;
+    }
+    return fd;
+}
+
+pub fn close(fd: Fd) void {
+    _ = c.close(fd);
+}
+
+pub fn mkdir(path: [*:0]const u8) Error!void {
+    if (c.mkdir(path, 0o755) != 0 and errnoValue() != @intFromEnum(c.E.EXIST)) {
+        status.set("cannot create directory {s}: errno {d}", .{ std.mem.span(path), errnoValue() });
+        return error.Io;
+    }
+}
+
+/// Reads up to buf.len bytes; returns how many (short only at end of file).
+pub fn preadAll(fd: Fd, buf: []u8, offset: u64) Error!usize {
+    var done: usize = 0;
+    while (done < buf.len) {
+        const n = c.pread(fd, buf.ptr + done, buf.len - done, @intCast(offset + done));
+        if (n < 0) {
+            if (errnoValue() == @intFromEnum(c.E.INTR)) continue;
+            status.set("read failed at offset {d}: errno {d}", .{ offset + done, errnoValue() });
+            return error.Io;
+        }
+        if (n == 0) break;
+        done += @intCast(n);
+    }
+    return done;
+}
+
+pub fn pwriteAll(fd: Fd, buf: []const u8, offset: u64) Error!void {
+    var done: usize = 0;
+    while (done < buf.len) {
+        const n = c.pwrite(fd, buf.ptr + done, buf.len - done, @intCast(offset + done));
+        if (n < 0) {
+            if (errnoValue() == @intFromEnum(c.E.INTR)) continue;
+            const e = errnoValue();
+            if (e == @intFromEnum(c.E.NOSPC)) {
+                status.set("disk full while writing at offset {d}: free space and retry", .{offset + done});
+            } else {
+                status.set("write failed at offset {d}: errno {d}", .{ offset + done, e });
+            }
+            return error.Io;
+        }
+        done += @intCast(n);
+    }
+}
+
+pub fn size(fd: Fd) Error!u64 {
+    const end = c.lseek(fd, 0, c.SEEK.END);
+    if (end < 0) {
+        status.set("cannot size file: errno {d}", .{errnoValue()});
+        return error.Io;
+    }
+    return @intCast(end);
+}
+
+/// Bytes the file occupies on disk (holes excluded).
+pub fn diskBytes(fd: Fd) u64 {
+    if (builtin.os.tag == .linux) {
+        const linux = std.os.linux;
+        var st: linux.Statx = undefined;
+        if (linux.statx(fd, "", 0x1000, .{ .BLOCKS = true }, &st) != 0) return 0;
+        return st.blocks * 512;
+    }
+    var st: c.Stat = undefined;
+    if (c.fstat(fd, &st) != 0) return 0;
+    return @as(u64, @intCast(st.blocks)) * 512;
+}
+
+pub fn truncate(fd: Fd, len: u64) Error!void {
+    if (c.ftruncate(fd, @intCast(len)) != 0) {
+        status.set("cannot truncate to {d} bytes: errno {d}", .{ len, errnoValue() });
+        return error.Io;
+    }
+}
+
+pub fn sync(fd: Fd) Error!void {
+    const rc = if (builtin.os.tag == .linux) c.fdatasync(fd) else c.fsync(fd);
+    if (rc != 0) {
+        status.set("fsync failed: errno {d}", .{errnoValue()});
+        return error.Io;
+    }
+}
+
+/// Frees the disk blocks of [0, len) without changing the file's size, so an
+/// append-only log keeps its offsets while its acknowledged prefix costs no
+/// space. A no-op where the system cannot punch holes.
+pub fn punchPrefix(fd: Fd, len: u64) void {
+    if (builtin.os.tag != .linux or len == 0) return;
+    const FALLOC_FL_KEEP_SIZE = 0x01;
+    const FALLOC_FL_PUNCH_HOLE = 0x02;
+    _ = c.fallocate(fd, FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE, 0, @intCast(len));
+}
