@@ -9,7 +9,6 @@ tree (what an editable install, ``pip install -e .``, imports).
 
 Environment knobs:
   BOTTOMLESS_ZIG_OPTIMIZE   Zig optimize mode (default ReleaseFast)
-  BOTTOMLESS_ZIG_TARGET     Zig target triple for a cross build (default: host)
 """
 
 from __future__ import annotations
@@ -34,10 +33,7 @@ PKG_LIB_DIR = Path("bottomless") / "_lib"
 
 
 def _lib_name() -> str:
-    target = os.environ.get("BOTTOMLESS_ZIG_TARGET", "")
-    if "macos" in target or (not target and sys.platform == "darwin"):
-        return "libbottomless.dylib"
-    return "libbottomless.so"
+    return "libbottomless.dylib" if sys.platform == "darwin" else "libbottomless.so"
 
 
 def build_native() -> Path:
@@ -54,9 +50,6 @@ def build_native() -> Path:
             "--prefix",
             prefix,
         ]
-        target = os.environ.get("BOTTOMLESS_ZIG_TARGET")
-        if target:
-            cmd.append("-Dtarget=" + target)
         print("bottomless: building the native extension:", " ".join(cmd), flush=True)
         try:
             subprocess.run(cmd, cwd=ROOT, check=True)
