@@ -26,15 +26,17 @@ def _candidates() -> list[Path]:
 def extension_path() -> str:
     """Absolute path of the bottomless native library.
 
-    Looks in the installed package (``bottomless/_lib/``) first, then, when
-    running from a source checkout, in ``zig-out/lib/`` where ``zig build``
-    leaves it. This is the path to give to ``.load`` in the sqlite3 or libsql
+    Looks in the installed package (``bottomless/_lib/``) and, when running
+    from a source checkout, in ``zig-out/lib/`` where ``zig build`` leaves
+    it; the newer of the two wins. This is the path to give to ``.load`` in the sqlite3 or libsql
     shell.
     """
     candidates = _candidates()
-    for path in candidates:
-        if path.is_file():
-            return str(path)
+    present = [p for p in candidates if p.is_file()]
+    if present:
+        # In a checkout both may exist; a fresh `zig build` must win over the
+        # copy an earlier editable install left in the package.
+        return str(max(present, key=lambda p: p.stat().st_mtime))
     looked = ", ".join(str(p) for p in candidates)
     raise FileNotFoundError(
         f"bottomless native library {library_name()} not found (looked in: {looked}). "

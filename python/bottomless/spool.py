@@ -1,0 +1,143 @@
+"""The spool of a database, read through the native C ABI.
+
+Capture (inside SQLite) appends one record per committed transaction to
+``<db>-bottomless/spool``; this is the replicator's view of it: read records
+in order, encode their pages as WAL frames, acknowledge what S3 holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from bottomless._native import DONE, Native, load
+from bottomless.frames import Chain, frame_size
+
+
+@dataclass(frozen=True)
+class Record:
+    """One committed transaction in the spool (mirrors ``bottomless_record``)."""
+
+    seq: int
+    offset: int
+    next_offset: int
+    unix_ms: int
+    page_size: int
+    db_size: int
+    n_pages: int
+
+    @property
+    def frames_bytes(self) -> int:
+        return self.n_pages * frame_size(self.page_size)
+
+
+@dataclass(frozen=True)
+class SpoolStats:
+    """Unacknowledged backlog and disk use (mirrors ``bottomless_stats``)."""
+
+    records: int
+    bytes: int
+    disk_bytes: int
+    oldest_unix_ms: int
+    last_seq: int
+    acked_seq: int
+
+
+def spool_dir(db_path: str) -> str:
+    """The folder beside the database that holds its spool."""
+    return f"{db_path}-bottomless"
+
+
+class Spool:
+    """Reader/acknowledger of one database's spool."""
+
+    def __init__(self, db_path: str, native: Native | None = None) -> None:
+        self.native = native or load()
+        self.db_path = db_path
+        out = self.native.ffi.new("bottomless_spool **")
+        self.native.check(
+            self.native.lib.bottomless_spool_open(db_path.encode(), out), f"opening the spool of {db_path}"
+        )
+        self._handle: Any = out[0]
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self.native.lib.bottomless_spool_close(self._handle)
+            self._handle = None
+
+    def __enter__(self) -> Spool:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _h(self) -> Any:
+        if self._handle is None:
+            raise ValueError("spool is closed")
+        return self._handle
+
+    def start(self) -> int:
+        """Offset of the first record not yet acknowledged."""
+        out = self.native.ffi.new("uint64_t *")
+        self.native.check(self.native.lib.bottomless_spool_start(self._h(), out), "reading the spool's ack")
+        return int(out[0])
+
+    def _raw(self, rec: Record) -> Any:
+        raw = self.native.ffi.new("bottomless_record *")
+        raw.seq, raw.offset, raw.next_offset, raw.unix_ms = rec.seq, rec.offset, rec.next_offset, rec.unix_ms
+        raw.page_size, raw.db_size, raw.n_pages = rec.page_size, rec.db_size, rec.n_pages
+        return raw
+
+    def next(self, offset: int) -> Record | None:
+        """The complete, verified record at ``offset``, or None if none yet."""
+        raw = self.native.ffi.new("bottomless_record *")
+        code = self.native.check(
+            self.native.lib.bottomless_spool_next(self._h(), offset, raw), f"reading the spool at {offset}"
+        )
+        if code == DONE:
+            return None
+        return Record(
+            int(raw.seq), int(raw.offset), int(raw.next_offset), int(raw.unix_ms),
+            int(raw.page_size), int(raw.db_size), int(raw.n_pages),
+        )
+
+    def records(self, offset: int | None = None) -> Iterator[Record]:
+        """Complete records from ``offset`` (default: the first unacknowledged)."""
+        pos = self.start() if offset is None else offset
+        while (rec := self.next(pos)) is not None:
+            yield rec
+            pos = rec.next_offset
+
+    def frames(self, rec: Record, chain: Chain, first: int = 0, count: int | None = None) -> tuple[bytes, Chain]:
+        """Pages ``[first, first+count)`` of ``rec`` as WAL frames continuing ``chain``."""
+        n = rec.n_pages - first if count is None else count
+        size = n * frame_size(rec.page_size)
+        buf = self.native.ffi.new("uint8_t[]", max(size, 1))
+        c = self.native._chain_in(chain)
+        self.native.check(
+            self.native.lib.bottomless_spool_frames(self._h(), self._raw(rec), first, n, c, buf, size),
+            f"encoding spool record {rec.seq}",
+        )
+        return bytes(self.native.ffi.buffer(buf, size)), self.native._chain_out(c)
+
+    def ack(self, rec: Record) -> None:
+        """Everything up to and including ``rec`` is safe in S3."""
+        self.native.check(self.native.lib.bottomless_spool_ack(self._h(), self._raw(rec)), f"acknowledging {rec.seq}")
+
+    def stats(self) -> SpoolStats:
+        out = self.native.ffi.new("bottomless_stats *")
+        self.native.check(self.native.lib.bottomless_spool_stats(self._h(), out), "reading spool stats")
+        return SpoolStats(
+            int(out.records), int(out.bytes), int(out.disk_bytes),
+            int(out.oldest_unix_ms), int(out.last_seq), int(out.acked_seq),
+        )
+
+    def reconcile(self) -> int:
+        """Append commits the WAL holds and the spool lacks; needs the write lock."""
+        out = self.native.ffi.new("uint64_t *")
+        self.native.check(self.native.lib.bottomless_spool_reconcile(self._h(), out), "reconciling the spool")
+        return int(out[0])
