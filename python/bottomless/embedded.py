@@ -22,6 +22,7 @@ def embedded_s3(host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
 
     for name, value in DEMO_CREDENTIALS.items():
         os.environ.setdefault(name, value)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
     bound_host, bound_port = server.get_host_and_port()
