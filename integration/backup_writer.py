@@ -71,7 +71,8 @@ class GenerationWriter:
     def __post_init__(self) -> None:
         if self.meta is None:
             self.meta = Meta.new(self.page_size)
-        self.chain = self.meta.chain()
+        if self.chain is None:
+            self.chain = self.meta.chain()
 
     def start(self, snapshot: bytes | None, parent: uuid.UUID | None = None) -> None:
         assert self.meta is not None
@@ -91,16 +92,12 @@ class GenerationWriter:
         out = bytearray()
         count = 0
         for tx in txs:
-            frames, self.chain = encode_transaction(
-                tx.pages, tx.db_size, self.chain, self.native.wal_checksum
-            )
+            frames, self.chain = encode_transaction(tx.pages, tx.db_size, self.chain, self.native.wal_checksum)
             out += frames
             count += len(tx.pages)
         return bytes(out), count
 
-    def add_batch(
-        self, txs: list[Transaction], unix_secs: int | None = None, raw: bytes | None = None
-    ) -> str:
+    def add_batch(self, txs: list[Transaction], unix_secs: int | None = None, raw: bytes | None = None) -> str:
         """Upload ``txs`` as the next batch; returns its key. ``raw`` replaces
         the encoded frames' bytes (to plant damage) before compression."""
         frames, count = self.encode(txs)
@@ -120,3 +117,41 @@ class GenerationWriter:
     def _put(self, key: str, data: bytes) -> None:
         self.store.put(key, data)
         self.keys.append(key)
+
+
+class SourceDb:
+    """A SQLite database in WAL mode whose committed transactions a test can
+    take out of the WAL (checkpoints happen only when asked for)."""
+
+    def __init__(self, path: str | Path, page_size: int = 4096) -> None:
+        import sqlite3
+
+        self.path = Path(path)
+        self.conn = sqlite3.connect(self.path, isolation_level=None)
+        self.conn.execute(f"PRAGMA page_size={page_size}")
+        self.conn.execute("PRAGMA journal_mode=wal")
+        self.conn.execute("PRAGMA wal_autocheckpoint=0")
+        self.page_size = page_size
+        self._taken = 0
+
+    def execute(self, sql: str, params: tuple[object, ...] = ()) -> None:
+        self.conn.execute(sql, params)
+
+    def rows(self, sql: str) -> list[tuple[object, ...]]:
+        return self.conn.execute(sql).fetchall()
+
+    def snapshot(self) -> bytes:
+        """Checkpoint everything into the main file and return its bytes."""
+        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._taken = 0
+        return self.path.read_bytes()
+
+    def take(self) -> list[Transaction]:
+        """Transactions committed since the last take/snapshot."""
+        _, txs = read_wal(str(self.path) + "-wal")
+        new = txs[self._taken :]
+        self._taken = len(txs)
+        return new
+
+    def close(self) -> None:
+        self.conn.close()

@@ -13,7 +13,11 @@ from bottomless._native import Native, load
 from bottomless.embedded import DEMO_CREDENTIALS, embedded_s3
 from bottomless.s3 import S3Store
 
-NATIVE_FUNCTIONS = ("bottomless_wal_checksum", "bottomless_apply_frames", "bottomless_finish_restore")
+NATIVE_FUNCTIONS = (
+    "bottomless_wal_checksum",
+    "bottomless_apply_frames",
+    "bottomless_finish_restore",
+)
 
 
 @pytest.fixture(scope="session")
