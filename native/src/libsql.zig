@@ -60,7 +60,7 @@ pub const WalMethods = extern struct {
     xDb: Fp,
     xPathnameLen: Fp,
     xGetWalPathname: Fp,
-    xPreMainDbOpen: ?*const fn (*WalMethods, [*:0]const u8) callconv(.c) c_int,
+    xPreMainDbOpen: ?*const fn (*WalMethods, ?[*:0]const u8) callconv(.c) c_int,
     bUsesShm: c_int,
     zName: ?[*:0]const u8,
     pNext: ?*WalMethods,
@@ -158,9 +158,13 @@ fn xBeginWriteTransaction(w: Wal) callconv(.c) c_int {
     return rc;
 }
 
-fn xPreMainDbOpen(meth: *WalMethods, path: [*:0]const u8) callconv(.c) c_int {
+fn xPreMainDbOpen(meth: *WalMethods, path: ?[*:0]const u8) callconv(.c) c_int {
     _ = meth;
-    @import("autostart.zig").beforeMainDbOpen(std.mem.span(path));
+    // Temporary databases (VACUUM's, TEMP) come without a path.
+    if (path) |p| {
+        const s = std.mem.span(p);
+        if (s.len > 0) @import("autostart.zig").beforeMainDbOpen(s);
+    }
     if (default_methods.xPreMainDbOpen) |f| return f(default_methods, path);
     return sqlite.OK;
 }
