@@ -25,9 +25,7 @@ class CliState:
 
     def config(self) -> Config:
         if self._config is None:
-            self._config = Config.from_env(
-                endpoint=self.endpoint, bucket=self.bucket, database_id=self.database
-            )
+            self._config = Config.from_env(endpoint=self.endpoint, bucket=self.bucket, database_id=self.database)
         return self._config
 
     def store(self) -> S3Store:
@@ -46,9 +44,7 @@ class CliState:
         if len(names) == 1:
             return names[0]
         if not names:
-            raise click.ClickException(
-                f"no database backups in bucket {config.bucket!r} at {config.endpoint}"
-            )
+            raise click.ClickException(f"no database backups in bucket {config.bucket!r} at {config.endpoint}")
         raise click.ClickException(
             f"bucket {config.bucket!r} holds several databases ({', '.join(names)}); "
             "choose one with -d/--database or LIBSQL_BOTTOMLESS_DATABASE_ID"

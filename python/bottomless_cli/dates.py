@@ -13,9 +13,7 @@ def parse_utc(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise ValueError(
-            f"{text!r} is not a date/time (expected e.g. 2022-12-15 or 2022-12-15T10:00:00Z)"
-        ) from None
+        raise ValueError(f"{text!r} is not a date/time (expected e.g. 2022-12-15 or 2022-12-15T10:00:00Z)") from None
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)

@@ -17,6 +17,7 @@ LEVELS = {
     "off": logging.CRITICAL + 10,
 }
 OUR_LOGGERS = ("bottomless", "bottomless_cli")
+_HANDLER_NAME = "bottomless-cli"
 
 
 class LogLevelError(ValueError):
@@ -35,9 +36,7 @@ def parse_level(spec: str, variable: str) -> tuple[int, bool]:
         target, _, level = directive.rpartition("=")
         level = level.strip().lower()
         if level not in LEVELS:
-            raise LogLevelError(
-                f"{variable}: {directive!r} is not a log level (error, warn, info, debug, trace)"
-            )
+            raise LogLevelError(f"{variable}: {directive!r} is not a log level (error, warn, info, debug, trace)")
         if not target.strip():
             bare = level
         elif target.strip().startswith("bottomless"):
@@ -52,13 +51,14 @@ def configure(env: Mapping[str, str] | None = None) -> None:
     variable = "BOTTOMLESS_LOG" if env.get("BOTTOMLESS_LOG") else "RUST_LOG"
     level, trace = parse_level(env.get(variable, ""), variable)
     handler = logging.StreamHandler()
-    formatter = logging.Formatter(
-        "%(asctime)s.%(msecs)03dZ %(levelname)5s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S"
-    )
+    formatter = logging.Formatter("%(asctime)s.%(msecs)03dZ %(levelname)5s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S")
     formatter.converter = time.gmtime
     handler.setFormatter(formatter)
+    handler.set_name(_HANDLER_NAME)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
+        root.removeHandler(old)
+    root.addHandler(handler)
     root.setLevel(logging.DEBUG if trace else logging.WARNING)
     for name in OUR_LOGGERS:
         logging.getLogger(name).setLevel(level)

@@ -32,9 +32,9 @@ def ls(
     as_json: bool,
 ) -> None:
     """List available generations, newest first."""
+    named = generation_option(generation)
     store = state.store()
     db_name = state.db_name()
-    named = generation_option(generation)
     if named is not None:
         generations = [named]
         if named not in catalog.list_generations(store, db_name):

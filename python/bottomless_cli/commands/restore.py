@@ -25,10 +25,9 @@ log = logging.getLogger(__name__)
     help="Write here (default: the database name).",
 )
 @pass_state
-def restore_cmd(
-    state: CliState, generation: str | None, utc_time: datetime | None, output: str | None
-) -> None:
+def restore_cmd(state: CliState, generation: str | None, utc_time: datetime | None, output: str | None) -> None:
     """Restore the database."""
+    named = generation_option(generation)
     store = state.store()
     db_name = state.db_name()
     log.info("Database: %s", db_name)
@@ -38,7 +37,7 @@ def restore_cmd(
             store,
             db_name,
             target,
-            generation=generation_option(generation),
+            generation=named,
             until=utc_time,
             verify=state.config().verify_crc,
             progress=progress,

@@ -25,9 +25,9 @@ def rm(state: CliState, generation: str | None, older_than: datetime | None, ver
     """
     if (generation is None) == (older_than is None):
         raise click.UsageError("give exactly one of -g/--generation and --older-than")
+    named = generation_option(generation)
     store = state.store()
     db_name = state.db_name()
-    named = generation_option(generation)
     if named is not None:
         if named not in catalog.list_generations(store, db_name):
             raise click.ClickException(f"generation {named} of {db_name!r} does not exist")

@@ -18,13 +18,14 @@ from bottomless_cli.dates import UTC_DATETIME
 @pass_state
 def verify_cmd(state: CliState, generation: str | None, utc_time: datetime | None) -> None:
     """Restore into a temporary file and check every checksum and the database's integrity."""
+    named = generation_option(generation)
     store = state.store()
     db_name = state.db_name()
     with RestoreProgress(f"verifying {db_name}") as progress:
         result = verify(
             store,
             db_name,
-            generation=generation_option(generation),
+            generation=named,
             until=utc_time,
             progress=progress,
         )
