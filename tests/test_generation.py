@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bottomless.generation import (
     created_at,
@@ -21,15 +23,9 @@ def ns(moment: datetime) -> int:
 
 def test_seed_examples_decode_to_the_printed_creation_times() -> None:
     # From the seed README's `ls -v` output.
-    assert format_created_at(uuid.UUID("e4eb3c21-ff53-7b2e-a6ea-ca396f4df9b1")) == (
-        "2022-12-23 08:24:52.500"
-    )
-    assert format_created_at(uuid.UUID("e4eb3c22-0359-7af6-9acb-285ed7b6ed59")) == (
-        "2022-12-23 08:24:51.470"
-    )
-    assert format_created_at(uuid.UUID("e4eb3c22-0941-73eb-85df-4e8552a0e88c")) == (
-        "2022-12-23 08:24:49.958"
-    )
+    assert format_created_at(uuid.UUID("e4eb3c21-ff53-7b2e-a6ea-ca396f4df9b1")) == ("2022-12-23 08:24:52.500")
+    assert format_created_at(uuid.UUID("e4eb3c22-0359-7af6-9acb-285ed7b6ed59")) == ("2022-12-23 08:24:51.470")
+    assert format_created_at(uuid.UUID("e4eb3c22-0941-73eb-85df-4e8552a0e88c")) == ("2022-12-23 08:24:49.958")
 
 
 def test_round_trip_keeps_milliseconds() -> None:
@@ -57,3 +53,10 @@ def test_parse_refuses_non_v7() -> None:
         parse_generation(str(uuid.uuid4()))
     with pytest.raises(ValueError, match="not a generation id"):
         parse_generation("latest")
+
+
+@given(st.integers(0, 253370761200 - 1).map(lambda s: s * 1_000_000_000), st.integers(0, 999_999_999))
+def test_created_at_inverts_new_generation(seconds_ns: int, nanos: int) -> None:
+    gen = new_generation(seconds_ns + nanos)
+    expected_ms = (seconds_ns + nanos) // 1_000_000
+    assert created_at(gen) == datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=expected_ms)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bottomless import layout
 from bottomless.errors import LayoutError
@@ -19,8 +21,7 @@ def test_keys() -> None:
     assert layout.change_counter_key("test.db", GEN) == prefix + ".changecounter"
     assert layout.dep_key("test.db", GEN) == prefix + ".dep"
     assert (
-        layout.batch_key("test.db", GEN, 1, 42, 1671783892, "gz")
-        == prefix + "000000000001-000000000042-1671783892.gz"
+        layout.batch_key("test.db", GEN, 1, 42, 1671783892, "gz") == prefix + "000000000001-000000000042-1671783892.gz"
     )
 
 
@@ -64,3 +65,19 @@ def test_db_name_for_path_and_dep() -> None:
     assert layout.decode_dep(layout.encode_dep(GEN)) == GEN
     with pytest.raises(ValueError):
         layout.decode_dep(b"short")
+
+
+@given(
+    first=st.integers(1, 10**12 - 1),
+    length=st.integers(0, 10**6),
+    secs=st.integers(0, 2**40),
+    codec=st.sampled_from(["zstd", "gz", "raw"]),
+)
+def test_batch_keys_round_trip(first: int, length: int, secs: int, codec: str) -> None:
+    key = layout.batch_key("db", GEN, first, first + length, secs, codec)
+    prefix, _, name = key.rpartition("/")
+    assert layout.split_generation_prefix(prefix + "/") == ("db", GEN)
+    assert layout.parse_batch_name(name) == layout.BatchName(first, first + length, secs, codec)
+    # zero padding keeps listing order equal to frame order
+    later = layout.batch_key("db", GEN, first + length + 1, first + length + 1, 0, codec)
+    assert later > key or first + length + 1 >= 10**12
