@@ -221,3 +221,23 @@ def test_subprocess_entry_point_and_log_level(env: dict[str, str], store: S3Stor
     )
     assert info.returncode == 0, info.stderr
     assert "INFO bottomless.s3: Bucket" in info.stderr
+
+
+def test_restore_to_a_point_in_time(env: dict[str, str], store: S3Store, native: Native, tmp_path: Path) -> None:
+    src = SourceDb(tmp_path / DB)
+    src.execute("CREATE TABLE t(x)")
+    writer = GenerationWriter(store, DB, native, src.page_size)
+    writer.start(src.snapshot())
+    base = int(time.time()) + 3600
+    for i in range(3):
+        src.execute("INSERT INTO t VALUES (?)", (i,))
+        writer.add_batch(src.take(), unix_secs=base + 60 * i)
+    moment = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(base + 61))
+    out = tmp_path / "pit.db"
+    result = run(env, "restore", "-u", moment, "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert sqlite3.connect(out).execute("SELECT x FROM t ORDER BY x").fetchall() == [(0,), (1,)]
+    result = run(env, "verify", "-u", moment)
+    assert "checksums verified: 2" in result.output
+    bad = run(env, "restore", "-u", "tomorrow")
+    assert bad.exit_code == 2 and "not a date" in bad.output
