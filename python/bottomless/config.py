@@ -33,6 +33,13 @@ class Config:
     compression: str = "zstd"
     verify_crc: bool = True
     autostart: bool = True
+    # A new generation (with a fresh snapshot) once this many frames were
+    # shipped since the last one, so a restore never replays without bound.
+    snapshot_frames: int = 100_000
+    # Warn when the spool holds more than this many unshipped bytes.
+    spool_warn_bytes: int = 256 * 1024 * 1024
+    # How long shutdown may spend shipping what is left.
+    shutdown_timeout_secs: float = 10.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
@@ -73,6 +80,12 @@ class Config:
             raise ConfigError(f"{ENV_PREFIX}BATCH_INTERVAL_SECS: must be positive")
         if self.batch_max_frames < 1:
             raise ConfigError(f"{ENV_PREFIX}BATCH_MAX_FRAMES: must be at least 1")
+        if self.snapshot_frames < 1:
+            raise ConfigError(f"{ENV_PREFIX}SNAPSHOT_FRAMES: must be at least 1")
+        if self.spool_warn_bytes < 0:
+            raise ConfigError(f"{ENV_PREFIX}SPOOL_WARN_BYTES: must not be negative")
+        if self.shutdown_timeout_secs < 0:
+            raise ConfigError(f"{ENV_PREFIX}SHUTDOWN_TIMEOUT_SECS: must not be negative")
         if self.compression not in CODECS:
             raise ConfigError(
                 f"{ENV_PREFIX}COMPRESSION: {self.compression!r} is not one of {', '.join(CODECS)}"
@@ -83,8 +96,10 @@ def _parse(name: str, raw: str, var: str) -> Any:
     try:
         if name == "batch_interval_secs":
             return float(raw)
-        if name == "batch_max_frames":
+        if name in ("batch_max_frames", "snapshot_frames", "spool_warn_bytes"):
             return int(raw)
+        if name == "shutdown_timeout_secs":
+            return float(raw)
         if name in ("verify_crc", "autostart"):
             return parse_bool(raw)
     except ValueError:

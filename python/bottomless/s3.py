@@ -239,6 +239,14 @@ class S3Store:
             key,
         )
 
+    def put_file(self, key: str, path: str, transfer: Any = None) -> None:
+        """Upload a file with boto3's managed transfer (multipart when large)."""
+        self._call(
+            f"PUT {key}",
+            lambda: self.client.upload_file(path, self.bucket, key, Config=transfer),
+            key,
+        )
+
     def get(self, key: str) -> bytes:
         """The object's body; NoSuchObject when it is missing."""
 

@@ -1,0 +1,440 @@
+"""The replicator: ships a database's spool to S3 as batches of WAL frames.
+
+One implementation serves the three ways it runs: a thread behind
+``bottomless.connect()``, the ``bottomless-cli replicate`` daemon, and the
+process the extension starts for shells. Only the holder of the database's
+replicator lock ships; the others wait for it.
+
+Steady state touches S3 only to PUT batches: the replicator knows what it
+uploaded (``state.py``), so it never lists, and an idle database costs no
+request at all (idleness is seen on the local spool file).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from bottomless import catalog, layout
+from bottomless.compression import compress
+from bottomless.config import Config
+from bottomless.errors import BadCredentials, BottomlessError, EndpointUnreachable, S3Error
+from bottomless.frames import Chain, Meta
+from bottomless.generation import new_generation
+from bottomless.lock import ReplicatorLock
+from bottomless.s3 import S3Store
+from bottomless.snapshot import ensure_wal, take_snapshot
+from bottomless.spool import Record, Spool, spool_dir
+from bottomless.state import ReplicatorState, load_state, save_state
+from bottomless.uploads import upload_file
+
+log = logging.getLogger(__name__)
+
+POLL_SECS = 0.05
+
+
+class DivergedError(BottomlessError):
+    """The bucket moved on without this database: shipping would mix histories."""
+
+
+@dataclass
+class _Batch:
+    """An encoded batch, kept until its PUT succeeds so a retry re-sends the
+    very same object under the very same key."""
+
+    key: str
+    body: bytes
+    last: Record
+    state: ReplicatorState
+    records: int
+    frames: int
+
+
+class Replicator:
+    def __init__(self, db_path: str, config: Config | None = None, store: S3Store | None = None) -> None:
+        self.db_path = os.path.abspath(db_path)
+        self.config = config or Config.from_env()
+        self.db_name = self.config.database_id or layout.db_name_for_path(self.db_path)
+        self.spool_dir = spool_dir(self.db_path)
+        self.store = store or S3Store(self.config.endpoint, self.config.bucket)
+        self.lock = ReplicatorLock(self.spool_dir)
+        self.spool = Spool(self.db_path)
+        self.state: ReplicatorState | None = None
+        self._pending: _Batch | None = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._snapshot_requested = False
+        self._last_spool_warning = 0.0
+        # A failure retrying cannot fix (diverged history, refused
+        # credentials, an invalid bucket): shipping stops and says why.
+        self.error: BottomlessError | None = None
+
+    # ---- lifecycle -----------------------------------------------------------
+    def start(self) -> None:
+        """Ship in a background thread until stop()."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self.run, name=f"bottomless:{self.db_name}", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Ship what is left (within ``timeout``), then stop and release."""
+        limit = self.config.shutdown_timeout_secs if timeout is None else timeout
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(limit + 1.0)
+            self._thread = None
+        else:
+            self._final_flush(limit)
+        self.lock.release()
+        self.spool.close()
+
+    def run(self, exit_when_idle: bool = False, parent_pid: int | None = None) -> None:
+        """The shipping loop. With ``exit_when_idle`` it returns once the
+        spool is empty and (when given) ``parent_pid`` has exited."""
+        backoff = 0.0
+        first_pending: float | None = None
+        while not self._stop.is_set():
+            if not self.lock.held:
+                if not self.lock.acquire(timeout=0.5):
+                    if exit_when_idle and not _alive(parent_pid):
+                        return  # another replicator ships; ours is not needed
+                    continue
+                try:
+                    self.prepare()
+                except (DivergedError, BadCredentials) as exc:
+                    self._fail(exc)
+                    return
+                except S3Error as exc:
+                    if not _transient(exc):
+                        self._fail(exc)
+                        return
+                    backoff = _next_backoff(backoff)
+                    log.warning("cannot reach S3 to start replicating %s (%s); retrying in %.1fs", self.db_name, exc, backoff)
+                    self.lock.release()
+                    self._stop.wait(backoff)
+                    continue
+            pending = self.has_pending()
+            now = time.monotonic()
+            if pending and first_pending is None:
+                first_pending = now
+            due = first_pending is not None and (
+                now - first_pending >= self.config.batch_interval_secs or self._wake.is_set()
+            )
+            if due or self._snapshot_requested:
+                try:
+                    self.ship()
+                    backoff = 0.0
+                    first_pending = None
+                    self._wake.clear()
+                except (DivergedError, BadCredentials) as exc:
+                    self._fail(exc)
+                    return
+                except S3Error as exc:
+                    backoff = _next_backoff(backoff)
+                    log.warning("shipping %s failed (%s); retrying in %.1fs, commits stay in the spool", self.db_name, exc, backoff)
+                    self._warn_if_spool_large()
+                    self._stop.wait(backoff)
+                    continue
+            elif not pending and exit_when_idle and not _alive(parent_pid):
+                return
+            self._wake.wait(POLL_SECS)
+        self._final_flush(self.config.shutdown_timeout_secs)
+
+    def _fail(self, exc: BottomlessError) -> None:
+        self.error = exc
+        log.error("replication of %s stopped: %s", self.db_path, exc)
+        self.lock.release()
+
+    def _final_flush(self, limit: float) -> None:
+        if self.error is not None:
+            return
+        if not self.lock.held and not self.lock.acquire(timeout=0):
+            return
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            try:
+                if self.state is None:
+                    self.prepare()
+                self.ship()
+                return
+            except S3Error as exc:
+                log.warning("could not ship %s at shutdown (%s); the spool keeps it for next time", self.db_name, exc)
+                time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+
+    # ---- generations ---------------------------------------------------------
+    def prepare(self) -> None:
+        """Decide where shipping continues: the recorded generation, or a new one."""
+        self.store.ensure_bucket()
+        ensure_wal(self.db_path)
+        state = load_state(self.spool_dir)
+        if state is not None and (state.db_name, state.bucket, state.endpoint) != (
+            self.db_name, self.config.bucket, self.config.endpoint,
+        ):
+            log.info("replicator state is for another destination; starting a new generation")
+            state = None
+        generations = catalog.list_generations(self.store, self.db_name)
+        newest = generations[0] if generations else None
+        if state is not None and newest is not None and newest != state.generation_id:
+            raise DivergedError(
+                f"the newest generation of {self.db_name!r} in the bucket is {newest}, but this database "
+                f"continues {state.generation}: another writer or a restore elsewhere moved on. Restore this "
+                "database (bottomless-cli restore) or start a new generation from it (bottomless-cli snapshot)."
+            )
+        if state is not None and newest is not None:
+            self.state = state
+            self._fast_forward()
+            log.info("continuing generation %s of %s at frame %d", state.generation, self.db_name, self.state.next_frame)
+            return
+        if state is None and newest is not None and not self._local_is_newer(newest):
+            raise DivergedError(
+                f"the bucket already holds {self.db_name!r} (newest generation {newest}) and this database was "
+                "never replicated from here or is not newer: restore it (bottomless-cli restore), or start a new "
+                "generation from it on purpose (bottomless-cli snapshot)."
+            )
+        self.new_generation(parent=state.generation_id if state else newest)
+
+    def _local_is_newer(self, newest: uuid.UUID) -> bool:
+        remote = catalog.read_change_counter(self.store, self.db_name, newest)
+        with open(self.db_path, "rb") as f:
+            head = f.read(28)
+        if remote is None or len(head) < 28:
+            return False
+        return int.from_bytes(head[24:28], "big") > int.from_bytes(remote, "big")
+
+    def new_generation(self, parent: uuid.UUID | None) -> ReplicatorState:
+        """Snapshot the database into a new generation and ship from there."""
+        if self.state is not None:
+            # Whatever the current generation can still take goes there first.
+            self.ship(records_only=True)
+        snap = take_snapshot(self.db_path, self.spool)
+        try:
+            generation = new_generation()
+            meta = Meta.new(snap.page_size)
+            codec = self.config.compression
+            size = upload_file(self.store, layout.snapshot_key(self.db_name, generation, codec), snap.path, codec)
+            if parent is not None:
+                self.store.put(layout.dep_key(self.db_name, generation), layout.encode_dep(parent))
+            self.store.put(layout.change_counter_key(self.db_name, generation), snap.change_counter)
+            # .meta last: a generation without it was never finished.
+            self.store.put(layout.meta_key(self.db_name, generation), meta.encode())
+        finally:
+            os.unlink(snap.path)
+        chain = meta.chain()
+        state = ReplicatorState(
+            db_name=self.db_name, generation=str(generation), page_size=snap.page_size, next_frame=1,
+            chain=(chain.salt1, chain.salt2, chain.cksum1, chain.cksum2), shipped_seq=snap.seq,
+            frames_since_snapshot=0, bucket=self.config.bucket, endpoint=self.config.endpoint,
+        )
+        save_state(self.spool_dir, state)
+        self.state = state
+        self._ack_through(snap.seq)
+        self._snapshot_requested = False
+        log.info(
+            "new generation %s of %s: snapshot of %d bytes (%s), spool seq %d%s",
+            generation, self.db_name, size, codec, snap.seq, f", parent {parent}" if parent else "",
+        )
+        return state
+
+    def request_snapshot(self) -> None:
+        self._snapshot_requested = True
+        self._wake.set()
+
+    def _fast_forward(self) -> None:
+        """Skip records whose frames reached S3 before the state recorded them
+        (a crash between PUT and save)."""
+        assert self.state is not None
+        gen = catalog.load_generation(self.store, self.db_name, self.state.generation_id)
+        target = gen.last_frame
+        state = self.state
+        if target < state.next_frame:
+            return
+        chain = state.chain_state()
+        frame = state.next_frame
+        last: Record | None = None
+        for rec in self.spool.records():
+            if rec.seq <= state.shipped_seq:
+                continue
+            if frame > target:
+                break
+            _, chain = self.spool.frames(rec, chain)
+            frame += rec.n_pages
+            last = rec
+        if last is None or frame != target + 1:
+            raise DivergedError(
+                f"generation {state.generation} ends at frame {target}, which the local spool cannot account "
+                "for: start a new generation (bottomless-cli snapshot)"
+            )
+        self.state = replace(
+            state, next_frame=frame, chain=(chain.salt1, chain.salt2, chain.cksum1, chain.cksum2),
+            shipped_seq=last.seq, frames_since_snapshot=state.frames_since_snapshot + frame - state.next_frame,
+        )
+        save_state(self.spool_dir, self.state)
+        self.spool.ack(last)
+        log.info("generation %s already held frames up to %d; resumed after them", state.generation, target)
+
+    # ---- shipping ------------------------------------------------------------
+    def has_pending(self) -> bool:
+        """Cheap local check: has the spool grown past what we acknowledged?"""
+        try:
+            size = os.path.getsize(os.path.join(self.spool_dir, "spool"))
+        except FileNotFoundError:
+            return False
+        return size > self.spool.start() or self._pending is not None
+
+    def ship(self, records_only: bool = False) -> int:
+        """Upload everything in the spool now; returns transactions shipped."""
+        if self.state is None:
+            self.prepare()
+        assert self.state is not None
+        if self._pending is not None:
+            self._put(self._pending)
+        shipped = 0
+        batch: list[Record] = []
+        frames = 0
+        for rec in self.spool.records():
+            if rec.seq <= self.state.shipped_seq:
+                self.spool.ack(rec)
+                continue
+            expected = self.state.shipped_seq + len(batch) + 1
+            if rec.seq != expected:
+                raise BottomlessError(f"spool of {self.db_path} skips from seq {expected - 1} to {rec.seq}")
+            if rec.page_size != self.state.page_size:
+                break  # only a new generation can change the page size
+            batch.append(rec)
+            frames += rec.n_pages
+            if frames >= self.config.batch_max_frames:
+                shipped += self._ship_batch(batch)
+                batch, frames = [], 0
+        if batch:
+            shipped += self._ship_batch(batch)
+        if not records_only and (
+            self._snapshot_requested
+            or self.state.frames_since_snapshot >= self.config.snapshot_frames
+            or self._page_size_changed()
+        ):
+            self.new_generation(parent=self.state.generation_id)
+        return shipped
+
+    def _page_size_changed(self) -> bool:
+        assert self.state is not None
+        rec = next(iter(self.spool.records()), None)
+        return rec is not None and rec.seq > self.state.shipped_seq and rec.page_size != self.state.page_size
+
+    def _ship_batch(self, records: list[Record]) -> int:
+        assert self.state is not None
+        state = self.state
+        chain = state.chain_state()
+        parts: list[bytes] = []
+        frames = 0
+        for rec in records:
+            data, chain = self.spool.frames(rec, chain)
+            parts.append(data)
+            frames += rec.n_pages
+        first, last = state.next_frame, state.next_frame + frames - 1
+        codec = self.config.compression
+        key = layout.batch_key(self.db_name, state.generation_id, first, last, records[-1].unix_ms // 1000, codec)
+        new_state = replace(
+            state, next_frame=last + 1, chain=_chain_tuple(chain), shipped_seq=records[-1].seq,
+            frames_since_snapshot=state.frames_since_snapshot + frames,
+        )
+        batch = _Batch(key, compress(b"".join(parts), codec), records[-1], new_state, len(records), frames)
+        self._pending = batch
+        self._put(batch)
+        return len(records)
+
+    def _put(self, batch: _Batch) -> None:
+        self.store.put(batch.key, batch.body)
+        save_state(self.spool_dir, batch.state)
+        self.state = batch.state
+        self._pending = None
+        self.spool.ack(batch.last)
+        log.info(
+            "batch %s: %d transaction(s), %d frame(s), %d bytes; requests so far %s",
+            batch.key, batch.records, batch.frames, len(batch.body), self.store.stats.snapshot(),
+        )
+
+    def _ack_through(self, seq: int) -> None:
+        last: Record | None = None
+        for rec in self.spool.records():
+            if rec.seq > seq:
+                break
+            last = rec
+        if last is not None:
+            self.spool.ack(last)
+
+    def _warn_if_spool_large(self) -> None:
+        stats = self.spool.stats()
+        now = time.monotonic()
+        if stats.bytes > self.config.spool_warn_bytes and now - self._last_spool_warning > 60:
+            self._last_spool_warning = now
+            log.warning(
+                "the spool of %s holds %d unshipped bytes (%d transactions); S3 is not keeping up",
+                self.db_path, stats.bytes, stats.records,
+            )
+
+    # ---- durability ------------------------------------------------------------
+    def flush(self, timeout: float = 30.0) -> None:
+        """Ship now and return once every commit made before the call is in S3."""
+        if self.error is not None:
+            raise self.error
+        self._wake.set()
+        wait_durable(self.db_path, timeout=timeout, failed=lambda: self.error)
+
+
+def wait_durable(
+    db_path: str,
+    seq: int | None = None,
+    timeout: float = 30.0,
+    failed: Callable[[], BottomlessError | None] = lambda: None,
+) -> None:
+    """Return once every transaction committed before the call (or up to
+    ``seq``) is in S3, whichever process ships it; TimeoutError otherwise."""
+    with Spool(db_path) as spool:
+        target = spool.stats().last_seq if seq is None else seq
+        deadline = time.monotonic() + timeout
+        while spool.stats().acked_seq < target:
+            if (error := failed()) is not None:
+                raise error
+            if time.monotonic() >= deadline:
+                raise TimeoutError(
+                    f"commits of {db_path} up to seq {target} are not in S3 after {timeout:.0f}s "
+                    "(is a replicator running? bottomless-cli replicate)"
+                )
+            time.sleep(0.02)
+
+
+def _transient(exc: S3Error) -> bool:
+    """Whether waiting can fix it: the endpoint down, throttling, 5xx."""
+    if isinstance(exc, EndpointUnreachable):
+        return True
+    text = str(exc)
+    return not any(code in text for code in ("InvalidBucketName", "AccessDenied", "NoSuchBucket", "InvalidAccessKeyId"))
+
+
+def _chain_tuple(chain: Chain) -> tuple[int, int, int, int]:
+    return (chain.salt1, chain.salt2, chain.cksum1, chain.cksum2)
+
+
+def _next_backoff(previous: float) -> float:
+    import random
+
+    return min(30.0, max(0.2, previous * 2)) * random.uniform(0.5, 1.0)
+
+
+def _alive(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
