@@ -116,7 +116,9 @@ class Replicator:
                         self._fail(exc)
                         return
                     backoff = _next_backoff(backoff)
-                    log.warning("cannot reach S3 to start replicating %s (%s); retrying in %.1fs", self.db_name, exc, backoff)
+                    log.warning(
+                        "cannot reach S3 to start replicating %s (%s); retrying in %.1fs", self.db_name, exc, backoff
+                    )
                     self.lock.release()
                     self._stop.wait(backoff)
                     continue
@@ -138,7 +140,12 @@ class Replicator:
                     return
                 except S3Error as exc:
                     backoff = _next_backoff(backoff)
-                    log.warning("shipping %s failed (%s); retrying in %.1fs, commits stay in the spool", self.db_name, exc, backoff)
+                    log.warning(
+                        "shipping %s failed (%s); retrying in %.1fs, commits stay in the spool",
+                        self.db_name,
+                        exc,
+                        backoff,
+                    )
                     self._warn_if_spool_large()
                     self._stop.wait(backoff)
                     continue
@@ -175,7 +182,9 @@ class Replicator:
         ensure_wal(self.db_path)
         state = load_state(self.spool_dir)
         if state is not None and (state.db_name, state.bucket, state.endpoint) != (
-            self.db_name, self.config.bucket, self.config.endpoint,
+            self.db_name,
+            self.config.bucket,
+            self.config.endpoint,
         ):
             log.info("replicator state is for another destination; starting a new generation")
             state = None
@@ -190,7 +199,9 @@ class Replicator:
         if state is not None and newest is not None:
             self.state = state
             self._fast_forward()
-            log.info("continuing generation %s of %s at frame %d", state.generation, self.db_name, self.state.next_frame)
+            log.info(
+                "continuing generation %s of %s at frame %d", state.generation, self.db_name, self.state.next_frame
+            )
             return
         if state is None and newest is not None and not self._local_is_newer(newest):
             raise DivergedError(
@@ -228,9 +239,15 @@ class Replicator:
             os.unlink(snap.path)
         chain = meta.chain()
         state = ReplicatorState(
-            db_name=self.db_name, generation=str(generation), page_size=snap.page_size, next_frame=1,
-            chain=(chain.salt1, chain.salt2, chain.cksum1, chain.cksum2), shipped_seq=snap.seq,
-            frames_since_snapshot=0, bucket=self.config.bucket, endpoint=self.config.endpoint,
+            db_name=self.db_name,
+            generation=str(generation),
+            page_size=snap.page_size,
+            next_frame=1,
+            chain=(chain.salt1, chain.salt2, chain.cksum1, chain.cksum2),
+            shipped_seq=snap.seq,
+            frames_since_snapshot=0,
+            bucket=self.config.bucket,
+            endpoint=self.config.endpoint,
         )
         save_state(self.spool_dir, state)
         self.state = state
@@ -238,7 +255,12 @@ class Replicator:
         self._snapshot_requested = False
         log.info(
             "new generation %s of %s: snapshot of %d bytes (%s), spool seq %d%s",
-            generation, self.db_name, size, codec, snap.seq, f", parent {parent}" if parent else "",
+            generation,
+            self.db_name,
+            size,
+            codec,
+            snap.seq,
+            f", parent {parent}" if parent else "",
         )
         return state
 
@@ -272,8 +294,11 @@ class Replicator:
                 "for: start a new generation (bottomless-cli snapshot)"
             )
         self.state = replace(
-            state, next_frame=frame, chain=(chain.salt1, chain.salt2, chain.cksum1, chain.cksum2),
-            shipped_seq=last.seq, frames_since_snapshot=state.frames_since_snapshot + frame - state.next_frame,
+            state,
+            next_frame=frame,
+            chain=(chain.salt1, chain.salt2, chain.cksum1, chain.cksum2),
+            shipped_seq=last.seq,
+            frames_since_snapshot=state.frames_since_snapshot + frame - state.next_frame,
         )
         save_state(self.spool_dir, self.state)
         self.spool.ack(last)
@@ -341,7 +366,10 @@ class Replicator:
         codec = self.config.compression
         key = layout.batch_key(self.db_name, state.generation_id, first, last, records[-1].unix_ms // 1000, codec)
         new_state = replace(
-            state, next_frame=last + 1, chain=_chain_tuple(chain), shipped_seq=records[-1].seq,
+            state,
+            next_frame=last + 1,
+            chain=_chain_tuple(chain),
+            shipped_seq=records[-1].seq,
             frames_since_snapshot=state.frames_since_snapshot + frames,
         )
         batch = _Batch(key, compress(b"".join(parts), codec), records[-1], new_state, len(records), frames)
@@ -357,7 +385,11 @@ class Replicator:
         self.spool.ack(batch.last)
         log.info(
             "batch %s: %d transaction(s), %d frame(s), %d bytes; requests so far %s",
-            batch.key, batch.records, batch.frames, len(batch.body), self.store.stats.snapshot(),
+            batch.key,
+            batch.records,
+            batch.frames,
+            len(batch.body),
+            self.store.stats.snapshot(),
         )
 
     def _ack_through(self, seq: int) -> None:
@@ -376,7 +408,9 @@ class Replicator:
             self._last_spool_warning = now
             log.warning(
                 "the spool of %s holds %d unshipped bytes (%d transactions); S3 is not keeping up",
-                self.db_path, stats.bytes, stats.records,
+                self.db_path,
+                stats.bytes,
+                stats.records,
             )
 
     # ---- durability ------------------------------------------------------------

@@ -101,8 +101,13 @@ class Spool:
         if code == DONE:
             return None
         return Record(
-            int(raw.seq), int(raw.offset), int(raw.next_offset), int(raw.unix_ms),
-            int(raw.page_size), int(raw.db_size), int(raw.n_pages),
+            int(raw.seq),
+            int(raw.offset),
+            int(raw.next_offset),
+            int(raw.unix_ms),
+            int(raw.page_size),
+            int(raw.db_size),
+            int(raw.n_pages),
         )
 
     def records(self, offset: int | None = None) -> Iterator[Record]:
@@ -132,8 +137,12 @@ class Spool:
         out = self.native.ffi.new("bottomless_stats *")
         self.native.check(self.native.lib.bottomless_spool_stats(self._h(), out), "reading spool stats")
         return SpoolStats(
-            int(out.records), int(out.bytes), int(out.disk_bytes),
-            int(out.oldest_unix_ms), int(out.last_seq), int(out.acked_seq),
+            int(out.records),
+            int(out.bytes),
+            int(out.disk_bytes),
+            int(out.oldest_unix_ms),
+            int(out.last_seq),
+            int(out.acked_seq),
         )
 
     def reconcile(self) -> int:

@@ -48,8 +48,7 @@ def python_sqlite_library() -> str:
     path = _mapped_sqlite_library() or ctypes.util.find_library("sqlite3")
     if not path:
         raise RuntimeError(
-            "cannot find the SQLite library of Python's sqlite3 module; "
-            "use apsw (bottomless.register_apsw) instead"
+            "cannot find the SQLite library of Python's sqlite3 module; use apsw (bottomless.register_apsw) instead"
         )
     return path
 

@@ -50,7 +50,9 @@ def load_state(spool_dir: str) -> ReplicatorState | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        raise RuntimeError(f"replicator state {path} is unreadable ({exc}); remove it to start a new generation") from exc
+        raise RuntimeError(
+            f"replicator state {path} is unreadable ({exc}); remove it to start a new generation"
+        ) from exc
     raw["chain"] = tuple(raw["chain"])
     return ReplicatorState(**raw)
 

@@ -123,7 +123,11 @@ class ShellHost:
             f"PRAGMA cache_size={self.cache_size};\n{sql}\n"
         )
         res = subprocess.run(
-            [self.binary, "-batch"], input=script, capture_output=True, text=True, timeout=120,
+            [self.binary, "-batch"],
+            input=script,
+            capture_output=True,
+            text=True,
+            timeout=120,
             env={**os.environ, "LIBSQL_BOTTOMLESS_AUTOSTART": "0"},
         )
         if res.returncode != 0 or "Error" in res.stderr:
@@ -151,7 +155,10 @@ class ShellHost:
         root = Path(__file__).resolve().parents[2]
         res = subprocess.run(
             [sys.executable, "-c", code, str(self.db)],
-            capture_output=True, text=True, timeout=120, cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=root,
             env={**os.environ, "PYTHONPATH": f"{root / 'python'}:{root}"},
         )
         if res.returncode != 0:

@@ -29,7 +29,11 @@ def _env() -> dict[str, str]:
 def _writer(db: Path, tag: str, count: int, seed: int) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "tests.capture.writer_proc", str(db), tag, str(count), str(seed)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=_env(),
     )
 
 

@@ -58,13 +58,12 @@ def generate(seed: int, units: int = 25) -> Workload:
     page_size = rng.choice([512, 1024, 4096, 4096, 8192, 65536])
     # A tiny cache makes big transactions spill frames before they commit.
     cache_size = rng.choice([10, 2000])
-    setup = (
-        f"PRAGMA page_size={page_size};\n"
-        "PRAGMA journal_mode=wal;\n"
-    )
+    setup = f"PRAGMA page_size={page_size};\nPRAGMA journal_mode=wal;\n"
     out: list[Unit] = [
-        Unit("schema", "CREATE TABLE t(id INTEGER PRIMARY KEY, k INT, v BLOB);\n"
-             "CREATE TABLE u(x INT);\nCREATE INDEX t_k ON t(k);"),
+        Unit(
+            "schema",
+            "CREATE TABLE t(id INTEGER PRIMARY KEY, k INT, v BLOB);\nCREATE TABLE u(x INT);\nCREATE INDEX t_k ON t(k);",
+        ),
     ]
     for _ in range(units):
         r = rng.random()
@@ -74,10 +73,20 @@ def generate(seed: int, units: int = 25) -> Workload:
             big = "\n".join(_writes(rng, page_size, rng.randint(40, 120)))
             out.append(Unit("big", "BEGIN;\n" + big + "\nCOMMIT;"))
         elif r < 0.65:
-            out.append(Unit("rollback", "BEGIN;\n" + "\n".join(_writes(rng, page_size, rng.randint(1, 60))) + "\nROLLBACK;"))
+            out.append(
+                Unit("rollback", "BEGIN;\n" + "\n".join(_writes(rng, page_size, rng.randint(1, 60))) + "\nROLLBACK;")
+            )
         elif r < 0.77:
-            sql = ["BEGIN;", *_writes(rng, page_size, 3), "SAVEPOINT a;", *_writes(rng, page_size, rng.randint(1, 50)),
-                   "ROLLBACK TO a;", *_writes(rng, page_size, 2), "RELEASE a;", "COMMIT;"]
+            sql = [
+                "BEGIN;",
+                *_writes(rng, page_size, 3),
+                "SAVEPOINT a;",
+                *_writes(rng, page_size, rng.randint(1, 50)),
+                "ROLLBACK TO a;",
+                *_writes(rng, page_size, 2),
+                "RELEASE a;",
+                "COMMIT;",
+            ]
             out.append(Unit("savepoint", "\n".join(sql)))
         elif r < 0.90:
             out.append(Unit("checkpoint", f"PRAGMA wal_checkpoint({rng.choice(CHECKPOINT_MODES)});"))
@@ -86,5 +95,7 @@ def generate(seed: int, units: int = 25) -> Workload:
         elif r < 0.97:
             out.append(Unit("autocommit", _writes(rng, page_size, 1)[0]))
         else:
-            out.append(Unit("ddl", rng.choice(["CREATE INDEX IF NOT EXISTS t_v ON t(v);", "DROP INDEX IF EXISTS t_v;"])))
+            out.append(
+                Unit("ddl", rng.choice(["CREATE INDEX IF NOT EXISTS t_v ON t(v);", "DROP INDEX IF EXISTS t_v;"]))
+            )
     return Workload(seed, page_size, cache_size, setup, out)

@@ -27,7 +27,9 @@ def main() -> None:
         rows = rng.choice([1, 1, 3, 80])
         conn.execute("BEGIN IMMEDIATE")
         for r in range(rows):
-            conn.execute("INSERT INTO w(tag, i, r, v) VALUES (?, ?, ?, randomblob(?))", (tag, i, r, rng.choice([10, 500, 5000])))
+            conn.execute(
+                "INSERT INTO w(tag, i, r, v) VALUES (?, ?, ?, randomblob(?))", (tag, i, r, rng.choice([10, 500, 5000]))
+            )
         conn.execute("COMMIT")
         print(f"committed {tag} {i}", flush=True)
         x = rng.random()
