@@ -70,6 +70,8 @@ def build_native() -> Path:
         tmp = dest_dir / (name + ".tmp")
         shutil.copyfile(built, tmp)
         os.replace(tmp, dest)
+        # The cffi binding reads its declarations from the header it ships with.
+        shutil.copyfile(ROOT / "native" / "include" / "bottomless.h", dest_dir / "bottomless.h")
     return dest
 
 

@@ -12,6 +12,7 @@ request at all (idleness is seen on the local spool file).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -27,6 +28,7 @@ from bottomless.errors import BadCredentials, BottomlessError, EndpointUnreachab
 from bottomless.frames import Chain, Meta
 from bottomless.generation import new_generation
 from bottomless.lock import ReplicatorLock
+from bottomless.restore_on_open import forget_restore, restored_from
 from bottomless.s3 import S3Store
 from bottomless.snapshot import ensure_wal, take_snapshot
 from bottomless.spool import Record, Spool, spool_dir
@@ -36,6 +38,7 @@ from bottomless.uploads import upload_file
 log = logging.getLogger(__name__)
 
 POLL_SECS = 0.05
+SNAPSHOT_REQUEST = "snapshot.request"
 
 
 class DivergedError(BottomlessError):
@@ -70,6 +73,8 @@ class Replicator:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._snapshot_requested = False
+        self._newest: uuid.UUID | None = None
+        self._stopped = False
         self._last_spool_warning = 0.0
         # A failure retrying cannot fix (diverged history, refused
         # credentials, an invalid bucket): shipping stops and says why.
@@ -84,6 +89,9 @@ class Replicator:
 
     def stop(self, timeout: float | None = None) -> None:
         """Ship what is left (within ``timeout``), then stop and release."""
+        if self._stopped:
+            return
+        self._stopped = True
         limit = self.config.shutdown_timeout_secs if timeout is None else timeout
         self._stop.set()
         self._wake.set()
@@ -122,6 +130,7 @@ class Replicator:
                     self.lock.release()
                     self._stop.wait(backoff)
                     continue
+            self._check_requests()
             pending = self.has_pending()
             now = time.monotonic()
             if pending and first_pending is None:
@@ -162,6 +171,8 @@ class Replicator:
     def _final_flush(self, limit: float) -> None:
         if self.error is not None:
             return
+        if not os.path.isdir(self.spool_dir):
+            return  # the database and its spool are gone: nothing to ship
         if not self.lock.held and not self.lock.acquire(timeout=0):
             return
         deadline = time.monotonic() + limit
@@ -203,6 +214,11 @@ class Replicator:
                 "continuing generation %s of %s at frame %d", state.generation, self.db_name, self.state.next_frame
             )
             return
+        restored = restored_from(self.db_path)
+        if state is None and newest is not None and restored == str(newest):
+            self.new_generation(parent=newest)
+            forget_restore(self.db_path)
+            return
         if state is None and newest is not None and not self._local_is_newer(newest):
             raise DivergedError(
                 f"the bucket already holds {self.db_name!r} (newest generation {newest}) and this database was "
@@ -210,6 +226,20 @@ class Replicator:
                 "generation from it on purpose (bottomless-cli snapshot)."
             )
         self.new_generation(parent=state.generation_id if state else newest)
+
+    def prepare_for_snapshot(self) -> None:
+        """Before an explicit new generation: keep shipping into the recorded
+        generation only while it is still the bucket's newest."""
+        self.store.ensure_bucket()
+        ensure_wal(self.db_path)
+        state = load_state(self.spool_dir)
+        generations = catalog.list_generations(self.store, self.db_name)
+        self._newest = generations[0] if generations else None
+        if state is not None and state.db_name == self.db_name and state.generation_id == self._newest:
+            self.state = state
+
+    def parent_generation(self) -> uuid.UUID | None:
+        return self.state.generation_id if self.state is not None else self._newest
 
     def _local_is_newer(self, newest: uuid.UUID) -> bool:
         remote = catalog.read_change_counter(self.store, self.db_name, newest)
@@ -253,6 +283,8 @@ class Replicator:
         self.state = state
         self._ack_through(snap.seq)
         self._snapshot_requested = False
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(self.spool_dir, SNAPSHOT_REQUEST))
         log.info(
             "new generation %s of %s: snapshot of %d bytes (%s), spool seq %d%s",
             generation,
@@ -267,6 +299,11 @@ class Replicator:
     def request_snapshot(self) -> None:
         self._snapshot_requested = True
         self._wake.set()
+
+    def _check_requests(self) -> None:
+        """``bottomless-cli snapshot`` asks a running replicator by file."""
+        if os.path.exists(os.path.join(self.spool_dir, SNAPSHOT_REQUEST)):
+            self._snapshot_requested = True
 
     def _fast_forward(self) -> None:
         """Skip records whose frames reached S3 before the state recorded them

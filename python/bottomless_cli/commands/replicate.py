@@ -1,0 +1,97 @@
+"""``replicate``, ``sync`` and ``snapshot``: the commands that ship a local
+database (``-d`` names its file here)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from bottomless.config import Config
+from bottomless.lock import is_locked
+from bottomless.replicator import SNAPSHOT_REQUEST, Replicator, wait_durable
+from bottomless.spool import spool_dir
+from bottomless_cli.context import CliState, pass_state
+
+
+def _local(state: CliState) -> tuple[str, Config]:
+    if not state.database:
+        raise click.UsageError("name the database file with -d/--database")
+    path = os.path.abspath(state.database)
+    if not os.path.exists(path):
+        raise click.ClickException(f"{path} does not exist")
+    # -d is a file here; the <db-name> prefix still comes from the variable.
+    config = Config.from_env(endpoint=state.endpoint, bucket=state.bucket)
+    return path, config
+
+
+@click.command("replicate")
+@click.option("--exit-when-idle", is_flag=True, help="Exit once the spool is empty (and --parent-pid has exited).")
+@click.option("--parent-pid", type=int, help="Keep running while this process lives.")
+@pass_state
+def replicate_cmd(state: CliState, exit_when_idle: bool, parent_pid: int | None) -> None:
+    """Ship the spool of DATABASE (-d) to S3 until stopped (SIGTERM/SIGINT)."""
+    path, config = _local(state)
+    rep = Replicator(path, config)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        rep._stop.set()
+        rep._wake.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+    rep.run(exit_when_idle=exit_when_idle, parent_pid=parent_pid)
+    rep.lock.release()
+    if rep.error is not None:
+        raise click.ClickException(str(rep.error))
+
+
+@click.command("sync")
+@click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds to wait.")
+@pass_state
+def sync_cmd(state: CliState, timeout: float) -> None:
+    """Return once every transaction committed before it started is in S3."""
+    path, config = _local(state)
+    if not is_locked(spool_dir(path)):
+        rep = Replicator(path, config)
+        try:
+            if rep.lock.acquire(timeout=0):
+                rep.ship()
+        finally:
+            rep.lock.release()
+    try:
+        wait_durable(path, timeout=timeout)
+    except TimeoutError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{path}: every committed transaction is in S3")
+
+
+@click.command("snapshot")
+@click.option("--timeout", type=float, default=600.0, show_default=True, help="Seconds to wait.")
+@pass_state
+def snapshot_cmd(state: CliState, timeout: float) -> None:
+    """Start a new generation of DATABASE (-d) now, from its current state."""
+    path, config = _local(state)
+    rep = Replicator(path, config)
+    if rep.lock.acquire(timeout=0):
+        try:
+            rep.prepare_for_snapshot()
+            gen = rep.new_generation(parent=rep.parent_generation())
+        finally:
+            rep.lock.release()
+        click.echo(f"new generation {gen.generation}")
+        return
+    request = Path(spool_dir(path), SNAPSHOT_REQUEST)
+    request.touch()
+    deadline = time.monotonic() + timeout
+    while request.exists():
+        if time.monotonic() > deadline:
+            raise click.ClickException(f"the running replicator did not take the snapshot within {timeout:.0f}s")
+        time.sleep(0.1)
+    click.echo("the running replicator started a new generation")
