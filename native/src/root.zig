@@ -99,6 +99,8 @@ export fn bottomless_register_vfs(fns: ?*const SqliteFns) c_int {
         .vfs_register = @ptrCast(@alignCast(reg)),
         .database_file_object = if (f.database_file_object) |d| @ptrCast(@alignCast(d)) else null,
     }) catch |e| return fail(e);
+    // This host (the Python package) runs its own replicator.
+    @import("autostart.zig").disable();
     return status.OK;
 }
 

@@ -99,6 +99,9 @@ fn xOpen(vfs: *sqlite.Vfs, zname: ?[*:0]const u8, file: *sqlite.File, flags: c_i
     const bf = bfile(file);
     const real = realOf(file);
     bf.* = .{ .base = .{ .methods = null }, .real = real, .kind = .other, .write_epoch = 0, .cap = null, .main = null, .lib = reg };
+    if (flags & sqlite.OPEN_MAIN_DB != 0) {
+        if (zname) |z| @import("autostart.zig").beforeMainDbOpen(std.mem.span(z));
+    }
     const rc = reg.real.xOpen.?(reg.real, zname, real, flags, out_flags);
     if (rc != sqlite.OK or real.methods == null) return rc;
     if (flags & sqlite.OPEN_MAIN_DB != 0) {

@@ -13,7 +13,7 @@ import click
 from bottomless.errors import BottomlessError
 from bottomless_cli import logsetup
 from bottomless_cli.commands.ls import ls
-from bottomless_cli.commands.replicate import replicate_cmd, snapshot_cmd, sync_cmd
+from bottomless_cli.commands.replicate import replicate_cmd, restore_missing_cmd, snapshot_cmd, sync_cmd
 from bottomless_cli.commands.restore import restore_cmd
 from bottomless_cli.commands.rm import rm
 from bottomless_cli.commands.verify import verify_cmd
@@ -47,5 +47,5 @@ def cli(ctx: click.Context, endpoint: str | None, bucket: str | None, database: 
     ctx.obj = CliState(endpoint=endpoint, bucket=bucket, database=database)
 
 
-for command in (ls, restore_cmd, rm, verify_cmd, replicate_cmd, sync_cmd, snapshot_cmd):
+for command in (ls, restore_cmd, rm, verify_cmd, replicate_cmd, sync_cmd, snapshot_cmd, restore_missing_cmd):
     cli.add_command(command)

@@ -15,6 +15,8 @@ import click
 from bottomless.config import Config
 from bottomless.lock import is_locked
 from bottomless.replicator import SNAPSHOT_REQUEST, Replicator, wait_durable
+from bottomless.restore_on_open import restore_if_missing
+from bottomless.s3 import S3Store
 from bottomless.spool import spool_dir
 from bottomless_cli.context import CliState, pass_state
 
@@ -95,3 +97,17 @@ def snapshot_cmd(state: CliState, timeout: float) -> None:
             raise click.ClickException(f"the running replicator did not take the snapshot within {timeout:.0f}s")
         time.sleep(0.1)
     click.echo("the running replicator started a new generation")
+
+
+@click.command("restore-missing")
+@pass_state
+def restore_missing_cmd(state: CliState) -> None:
+    """Restore DATABASE (-d, a file) from S3 if it is missing or empty (the
+    extension runs this when a shell opens such a database)."""
+    if not state.database:
+        raise click.UsageError("name the database file with -d/--database")
+    path = os.path.abspath(state.database)
+    config = Config.from_env(endpoint=state.endpoint, bucket=state.bucket)
+    result = restore_if_missing(path, config, S3Store(config.endpoint, config.bucket))
+    if result is not None:
+        click.echo(f"restored {path} from generation {result.generation}")
