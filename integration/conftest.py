@@ -1,11 +1,18 @@
-"""End-to-end fixtures: a real S3 HTTP server (embedded moto unless
-BOTTOMLESS_TEST_ENDPOINT names one), a fresh bucket per test, the native core."""
+"""End-to-end fixtures: a real S3 HTTP server (BOTTOMLESS_TEST_ENDPOINT, else
+MinIO through testcontainers when Docker answers, else embedded moto), a fresh
+bucket per test, the native core, and helpers to run the CLI and the shells."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import sqlite3
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,16 +27,63 @@ NATIVE_FUNCTIONS = (
 )
 
 
+def _minio() -> Iterator[str] | None:
+    """MinIO in a container when a Docker engine answers; None otherwise.
+
+    Constructing the container object is what talks to Docker, and it fails
+    in a fraction of a second without an engine, so that is where we give up
+    (never wait for ``start()``)."""
+    if os.environ.get("BOTTOMLESS_TEST_NO_DOCKER"):
+        return None
+    try:
+        import docker.errors
+        from testcontainers.minio import MinioContainer
+    except ImportError:
+        return None
+    try:
+        container = MinioContainer()
+    except docker.errors.DockerException:
+        return None
+
+    def run() -> Iterator[str]:
+        with container:
+            os.environ["AWS_ACCESS_KEY_ID"] = container.access_key
+            os.environ["AWS_SECRET_ACCESS_KEY"] = container.secret_key
+            host = container.get_container_host_ip()
+            port = container.get_exposed_port(container.port)
+            yield f"http://{host}:{port}"
+
+    return run()
+
+
 @pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    for name, value in DEMO_CREDENTIALS.items():
-        os.environ.setdefault(name, value)
+def s3_backend() -> Iterator[tuple[str, str]]:
+    """(kind, endpoint) of the S3 server the suite talks to: an external one
+    named by BOTTOMLESS_TEST_ENDPOINT (credentials from AWS_* variables), else
+    MinIO via testcontainers when Docker answers, else moto's server on a free
+    loopback port. The endpoint and credentials also go into os.environ so that
+    CLI subprocesses see them."""
     configured = os.environ.get("BOTTOMLESS_TEST_ENDPOINT")
     if configured:
-        yield configured
+        for name, value in DEMO_CREDENTIALS.items():
+            os.environ.setdefault(name, value)
+        yield "external", configured
         return
+    minio = _minio()
+    if minio is not None:
+        yield "minio", next(minio)
+        for _ in minio:  # runs the container's exit
+            pass
+        return
+    for name, value in DEMO_CREDENTIALS.items():
+        os.environ.setdefault(name, value)
     with embedded_s3() as endpoint:
-        yield endpoint
+        yield "moto", endpoint
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(s3_backend: tuple[str, str]) -> str:
+    return s3_backend[1]
 
 
 @pytest.fixture
@@ -56,3 +110,110 @@ def native() -> Native:
     if missing:
         pytest.fail(f"the native library {lib.path} lacks {', '.join(missing)}")
     return lib
+
+
+# ---- helpers for end-to-end scenarios ------------------------------------------
+
+
+@pytest.fixture
+def cli_env(s3_endpoint: str, bucket_name: str, store: S3Store) -> dict[str, str]:
+    """Environment for CLI and shell subprocesses: this test's bucket, no
+    autostart (shells are shipped by an explicit ``sync``), quiet logs."""
+    env = dict(os.environ)
+    for name in [n for n in env if n.startswith("LIBSQL_BOTTOMLESS_")]:
+        del env[name]
+    env.update(
+        LIBSQL_BOTTOMLESS_ENDPOINT=s3_endpoint,
+        LIBSQL_BOTTOMLESS_BUCKET=bucket_name,
+        LIBSQL_BOTTOMLESS_AUTOSTART="0",
+        BOTTOMLESS_PYTHON=sys.executable,
+        RUST_LOG="",
+        BOTTOMLESS_LOG="",
+    )
+    return env
+
+
+def run_cli(
+    env: dict[str, str], *args: str, check: bool = True, timeout: float = 120, cwd: str | Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``bottomless-cli ARGS`` in a subprocess (the installed entry point's
+    module, with this interpreter)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "bottomless_cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+    )
+    if check and proc.returncode != 0:
+        pytest.fail(f"bottomless-cli {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def run_shell(
+    shell: str, script: str, env: dict[str, str], cwd: str | Path, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Feed ``script`` to a sqlite3/libsql shell; fails the test on an error."""
+    proc = subprocess.run(
+        [shell], input=".bail on\n" + script, env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd
+    )
+    if proc.returncode != 0 or "Error" in proc.stderr:
+        pytest.fail(f"{shell} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def remove_local(db: Path) -> None:
+    """Delete a database with its WAL, shm, journal and bottomless folder."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    shutil.rmtree(f"{db}-bottomless", ignore_errors=True)
+
+
+def read_rows(db: Path | str, sql: str) -> list[tuple[Any, ...]]:
+    """Rows of ``sql`` read with plain sqlite3 (no VFS), read-only."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def integrity(db: Path | str) -> str:
+    return str(read_rows(db, "PRAGMA integrity_check")[0][0])
+
+
+def dump(db: Path | str) -> list[str]:
+    """Logical content of a database (schema and rows, in order)."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return list(conn.iterdump())
+    finally:
+        conn.close()
+
+
+def generation_objects(store: S3Store, db_name: str) -> dict[str, list[str]]:
+    """``{generation folder: [object names]}`` for one database."""
+    out: dict[str, list[str]] = {}
+    for info in store.list_objects(f"{db_name}-"):
+        folder, _, name = info.key.partition("/")
+        out.setdefault(folder, []).append(name)
+    return out
+
+
+@pytest.fixture(scope="session")
+def libsql_shell() -> str:
+    shell = os.environ.get("LIBSQL_SHELL")
+    if not shell:
+        pytest.skip("LIBSQL_SHELL is not set: point it at a libSQL 0.2 shell binary to run the libSQL scenarios")
+    if not os.access(shell, os.X_OK):
+        pytest.fail(f"LIBSQL_SHELL={shell} is not an executable file")
+    return shell
+
+
+@pytest.fixture(scope="session")
+def sqlite3_shell() -> str:
+    shell = shutil.which("sqlite3")
+    if shell is None:
+        pytest.skip("no sqlite3 CLI on PATH (apt-get install sqlite3)")
+    return shell
