@@ -91,8 +91,8 @@ def test_generations_and_retention(tmp_path: Path, cli_env: dict[str, str]) -> N
             if round_ == 1:
                 cutoff = datetime.now(UTC)
                 time.sleep(1.1)
-            out = run_cli(cli_env, "-d", str(db), "snapshot").stdout
-            assert "generation" in out, out
+            said = run_cli(cli_env, "-d", str(db), "snapshot").stdout
+            assert "generation" in said, said
     gens = generations(cli_env)
     assert len(gens) == 3, gens
 
