@@ -6,7 +6,8 @@ S3 endpoint and, at configurable rates, instead:
 - answers 503 SlowDown (an S3 error document) without forwarding;
 - delays the response (``slow_secs``) after forwarding;
 - forwards the request (so it takes effect upstream), then sends the
-  response headers and only half of the body and drops the connection;
+  response headers and only half of the body and drops the connection (or,
+  for an answer without a body, drops the connection without answering);
 - during an outage (``outage = True``) closes every connection at once
   without an answer, as an unreachable server would.
 
@@ -41,6 +42,8 @@ class Faults:
     slow_secs: float = 0.3
     drop_rate: float = 0.0
     outage: bool = False
+    # Drop the first GET of every object key mid-body (then serve it normally).
+    drop_first_gets: bool = False
     seed: int | None = None
     rng: random.Random = field(init=False, repr=False)
 
@@ -67,6 +70,7 @@ class FaultProxy:
         self.upstream_port = parsed.port or 80
         self.faults = faults or Faults()
         self.counts: Counter[str] = Counter()
+        self._gets_seen: set[str] = set()
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
@@ -111,7 +115,7 @@ class FaultProxy:
 
             def _body(self) -> bytes:
                 if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-                    parts = []
+                    parts: list[bytes] = []
                     while True:
                         size = int(self.rfile.readline().split(b";")[0].strip(), 16)
                         if size == 0:
@@ -133,6 +137,11 @@ class FaultProxy:
             def _handle(self) -> None:
                 kind = proxy.faults.pick()
                 body = self._body()
+                if kind == "ok" and proxy.faults.drop_first_gets and self.command == "GET" and "?" not in self.path:
+                    with proxy._lock:
+                        if self.path not in proxy._gets_seen:
+                            proxy._gets_seen.add(self.path)
+                            kind = "drop"
                 proxy.count(kind)
                 if kind == "refused":
                     self._abort()
@@ -157,6 +166,10 @@ class FaultProxy:
                     upstream.close()
                 if kind == "slow":
                     time.sleep(proxy.faults.slow_secs)
+                if kind == "drop" and (self.command == "HEAD" or not payload):
+                    # Nothing to cut in half: the request took effect, the answer is lost.
+                    self._abort()
+                    return
                 self.send_response(status, reason)
                 for name, value in resp_headers:
                     if name.lower() not in HOP_BY_HOP and name.lower() != "content-length":
@@ -168,9 +181,8 @@ class FaultProxy:
                     self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 if kind == "drop":
-                    if self.command != "HEAD":
-                        self.wfile.write(payload[: len(payload) // 2])
-                        self.wfile.flush()
+                    self.wfile.write(payload[: len(payload) // 2])
+                    self.wfile.flush()
                     self._abort()
                     return
                 if self.command != "HEAD":
