@@ -98,27 +98,47 @@ pub const WalCapture = struct {
             self.txn_active = true;
             self.txn_first = 1;
             self.pending_commit = 0;
+            if (self.page_size != 0) self.writer.stageBegin(1, self.page_size);
             return;
         }
-        if (!self.txn_active or self.page_size == 0) {
+        if (self.page_size == 0) {
             if (!try self.loadHeader()) return;
         }
-        const fsz: u64 = walfmt.frame_header_size + @as(u64, self.page_size);
         if (offset < walfmt.header_size) return;
+        const fsz: u64 = walfmt.frame_header_size + @as(u64, self.page_size);
         const rel = offset - walfmt.header_size;
         const frame: u32 = @intCast(rel / fsz + 1);
+        const within = rel % fsz;
         if (!self.txn_active) {
+            // The salts of the cycle come with every frame header SQLite
+            // writes; read the WAL header only when this write has none.
+            if (within == 0 and data.len >= 16) {
+                const s1 = std.mem.readInt(u32, data[8..12], .big);
+                const s2 = std.mem.readInt(u32, data[12..16], .big);
+                if (s1 != self.salt1 or s2 != self.salt2) {
+                    self.salt1 = s1;
+                    self.salt2 = s2;
+                    self.last_commit_frame = 0; // another connection restarted the WAL
+                }
+            } else if (!try self.loadHeader()) return;
             if (frame <= self.last_commit_frame) return; // checksum rewrite
             self.txn_active = true;
             self.txn_first = frame;
             self.pending_commit = 0;
             // The spool must hold every commit before this transaction; it
             // lacks some only after a crash or a writer without the VFS.
-            const n = try self.writer.reconcile(frame - 1);
-            if (n > 0) log.warn("recovered {d} committed transaction(s) from the WAL into the spool", .{n});
+            if (!try self.writer.upToDate(self.salt1, self.salt2, frame)) {
+                const n = try self.writer.reconcile(frame - 1);
+                if (n > 0) log.warn("recovered {d} committed transaction(s) from the WAL into the spool", .{n});
+            }
+            self.writer.stageBegin(frame, self.page_size);
         }
-        if (frame < self.txn_first) self.txn_first = frame;
-        if (rel % fsz == 0 and data.len >= 8) {
+        if (frame < self.txn_first) {
+            self.txn_first = frame;
+            self.writer.stage.ok = false;
+        }
+        self.writer.stageWrite(frame, within, data);
+        if (within == 0 and data.len >= 8) {
             const db_size = std.mem.readInt(u32, data[4..8], .big);
             if (db_size != 0) {
                 self.pending_commit = frame;
@@ -142,8 +162,14 @@ pub const WalCapture = struct {
         self.pending_commit = 0;
         self.txn_active = false;
         self.last_commit_frame = commit;
-        const wal = (self.writer.walFd() catch null) orelse return;
-        self.writer.appendFromWal(wal, self.page_size, self.salt1, self.salt2, self.txn_first, commit, self.pending_db_size) catch |e| {
+        const result = if (self.writer.stage.holds(self.txn_first, commit))
+            self.writer.appendStaged(self.salt1, self.salt2, self.txn_first, commit, self.pending_db_size)
+        else blk: {
+            const wal = (self.writer.walFd() catch null) orelse break :blk error.Io;
+            break :blk self.writer.appendFromWal(wal, self.page_size, self.salt1, self.salt2, self.txn_first, commit, self.pending_db_size);
+        };
+        self.writer.stage.ok = false;
+        result catch |e| {
             log.warn("could not append commit at WAL frame {d} to the spool ({s}: {s}); it will be recovered from the WAL", .{ commit, @errorName(e), std.mem.span(status.message()) });
             // Make the next transaction's reconcile see the gap.
             self.writer.known = false;

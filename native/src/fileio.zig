@@ -128,3 +128,11 @@ pub fn punchPrefix(fd: Fd, len: u64) void {
     const FALLOC_FL_PUNCH_HOLE = 0x02;
     _ = c.fallocate(fd, FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE, 0, @intCast(len));
 }
+
+/// Reserves disk blocks for [offset, offset+len) without changing the file
+/// size (Linux); appends into reserved blocks skip block allocation.
+pub fn reserve(fd: Fd, offset: u64, len: u64) void {
+    if (builtin.os.tag != .linux or len == 0) return;
+    const FALLOC_FL_KEEP_SIZE = 0x01;
+    _ = c.fallocate(fd, FALLOC_FL_KEEP_SIZE, @intCast(offset), @intCast(len));
+}

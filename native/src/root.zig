@@ -168,7 +168,7 @@ const Record = extern struct {
     reserved: u32,
 
     fn toHeader(rec: *const Record) spool.Header {
-        return .{ .seq = rec.seq, .unix_ms = rec.unix_ms, .page_size = rec.page_size, .db_size = rec.db_size, .n_pages = rec.n_pages, .wal_salt1 = 0, .wal_salt2 = 0, .wal_commit_frame = 0, .payload_crc = 0 };
+        return .{ .seq = rec.seq, .unix_ms = rec.unix_ms, .page_size = rec.page_size, .db_size = rec.db_size, .n_pages = rec.n_pages, .wal_salt1 = 0, .wal_salt2 = 0, .wal_commit_frame = 0, .payload_hash = 0 };
     }
 };
 
@@ -260,4 +260,5 @@ export fn bottomless_wal_checksum(data: ?[*]const u8, len: usize, chain: ?*walfm
 
 test {
     _ = walfmt;
+    _ = spool;
 }

