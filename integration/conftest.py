@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,10 @@ def _minio() -> Iterator[str] | None:
         return None
     try:
         import docker.errors
-        from testcontainers.minio import MinioContainer
+
+        with warnings.catch_warnings():  # testcontainers.minio: "deprecated, use ...community.minio"
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from testcontainers.minio import MinioContainer
     except ImportError:
         return None
     try:
