@@ -8,9 +8,10 @@
  * bottomless_last_error() on failure. No function ever unwinds into the caller.
  *
  * The spool is an append-only log in "<db>-bottomless/" beside the database:
- * one checksummed record per committed transaction (page numbers + page
- * images, page size, database size after commit), written by the capture
- * layer while SQLite holds its WAL write lock.
+ * one checksummed record per committed transaction (which WAL frames hold
+ * it, page size, database size after commit), written by the capture layer
+ * while SQLite holds its WAL write lock. Pages are read from the WAL, or
+ * from the copy the capture layer makes before SQLite reuses the WAL.
  */
 #ifndef BOTTOMLESS_H
 #define BOTTOMLESS_H
@@ -20,6 +21,7 @@
 
 #define BOTTOMLESS_OK 0
 #define BOTTOMLESS_DONE 1      /* no complete record at that position (yet) */
+#define BOTTOMLESS_BUSY 2      /* SQLite is rewriting that part of the WAL: retry shortly */
 #define BOTTOMLESS_ERROR -1    /* generic failure, see bottomless_last_error() */
 #define BOTTOMLESS_CORRUPT -2  /* checksum, salt or format mismatch */
 #define BOTTOMLESS_NOMEM -3
@@ -98,7 +100,9 @@ int bottomless_spool_next(bottomless_spool *spool, uint64_t offset, bottomless_r
  * Encodes pages [first, first+count) of a record as SQLite WAL frames
  * (24-byte header + page) into out, continuing the checksum chain. The
  * record's last page is marked as the commit frame (db_size after commit).
- * cap must be at least count * (24 + page_size).
+ * cap must be at least count * (24 + page_size). Returns BUSY while SQLite
+ * rewrites those frames (retry), CORRUPT when they are gone (the WAL was
+ * reset behind the extension's back: start a new generation).
  */
 int bottomless_spool_frames(bottomless_spool *spool, const bottomless_record *rec,
                             uint32_t first, uint32_t count, bottomless_chain *chain,

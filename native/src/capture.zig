@@ -4,14 +4,15 @@
 //! SQLite writes a transaction's frames after the last committed frame
 //! (mxFrame), may overwrite its own uncommitted frames in place, and marks
 //! the last frame of a commit with the database size. When the page of that
-//! commit frame has been written, the frames [first, commit] are read back
-//! from the WAL and appended to the spool. Frames of a transaction or
-//! savepoint that rolls back are simply overwritten later and never read.
+//! commit frame has been written, a record naming the frames [first, commit]
+//! is appended to the spool. Frames of a transaction or savepoint that rolls
+//! back are overwritten later and never named.
 //!
 //! Before SQLite discards WAL content (restart at offset 0, truncate,
-//! delete), reconcile() appends any commit the spool lacks (a crash between
-//! the WAL write and the spool append) and syncs the spool, so the WAL is
-//! the recovery source for the spool until that moment.
+//! delete), secureWal() appends any commit the spool lacks (a crash between
+//! the WAL write and the spool append), copies the pages of unshipped
+//! records out of the WAL and syncs the spool, so the WAL is the spool's
+//! source until that moment.
 const std = @import("std");
 const walfmt = @import("walfmt.zig");
 const spool = @import("spool.zig");
@@ -76,6 +77,8 @@ pub const WalCapture = struct {
     pub fn secureWal(self: *WalCapture) Error!void {
         const n = try self.writer.reconcile(null);
         if (n > 0) log.warn("recovered {d} committed transaction(s) from the WAL into the spool", .{n});
+        const copied = try self.writer.materialize();
+        if (copied > 0) log.info("copied the pages of {d} unshipped transaction(s) out of the WAL before SQLite reuses it", .{copied});
         try self.writer.sync();
     }
 
@@ -98,7 +101,6 @@ pub const WalCapture = struct {
             self.txn_active = true;
             self.txn_first = 1;
             self.pending_commit = 0;
-            if (self.page_size != 0) self.writer.stageBegin(1, self.page_size);
             return;
         }
         if (self.page_size == 0) {
@@ -131,13 +133,8 @@ pub const WalCapture = struct {
                 const n = try self.writer.reconcile(frame - 1);
                 if (n > 0) log.warn("recovered {d} committed transaction(s) from the WAL into the spool", .{n});
             }
-            self.writer.stageBegin(frame, self.page_size);
         }
-        if (frame < self.txn_first) {
-            self.txn_first = frame;
-            self.writer.stage.ok = false;
-        }
-        self.writer.stageWrite(frame, within, data);
+        if (frame < self.txn_first) self.txn_first = frame;
         if (within == 0 and data.len >= 8) {
             const db_size = std.mem.readInt(u32, data[4..8], .big);
             if (db_size != 0) {
@@ -162,14 +159,7 @@ pub const WalCapture = struct {
         self.pending_commit = 0;
         self.txn_active = false;
         self.last_commit_frame = commit;
-        const result = if (self.writer.stage.holds(self.txn_first, commit))
-            self.writer.appendStaged(self.salt1, self.salt2, self.txn_first, commit, self.pending_db_size)
-        else blk: {
-            const wal = (self.writer.walFd() catch null) orelse break :blk error.Io;
-            break :blk self.writer.appendFromWal(wal, self.page_size, self.salt1, self.salt2, self.txn_first, commit, self.pending_db_size);
-        };
-        self.writer.stage.ok = false;
-        result catch |e| {
+        self.writer.append(self.page_size, self.salt1, self.salt2, self.txn_first, commit, self.pending_db_size) catch |e| {
             log.warn("could not append commit at WAL frame {d} to the spool ({s}: {s}); it will be recovered from the WAL", .{ commit, @errorName(e), std.mem.span(status.message()) });
             // Make the next transaction's reconcile see the gap.
             self.writer.known = false;

@@ -167,10 +167,21 @@ const Record = extern struct {
     n_pages: u32,
     reserved: u32,
 
-    fn toHeader(rec: *const Record) spool.Header {
-        return .{ .seq = rec.seq, .unix_ms = rec.unix_ms, .page_size = rec.page_size, .db_size = rec.db_size, .n_pages = rec.n_pages, .wal_salt1 = 0, .wal_salt2 = 0, .wal_commit_frame = 0, .payload_hash = 0 };
-    }
 };
+
+/// The full header of the record the caller names, re-read and checked (the
+/// C struct carries only what the replicator needs).
+fn headerOf(r: *Spool, rec: *const Record) status.Error!spool.Header {
+    const h = (try r.next(rec.offset)) orelse {
+        status.set("no record at spool offset {d}", .{rec.offset});
+        return error.Misuse;
+    };
+    if (h.seq != rec.seq) {
+        status.set("spool offset {d} holds record {d}, not {d}", .{ rec.offset, h.seq, rec.seq });
+        return error.Misuse;
+    }
+    return h;
+}
 
 export fn bottomless_spool_next(s: ?*Spool, offset: u64, out: ?*Record) c_int {
     status.clear();
@@ -187,7 +198,14 @@ export fn bottomless_spool_frames(s: ?*Spool, rec: ?*const Record, first: u32, c
     const rc = rec orelse return misuse("record is NULL");
     const ch = chain orelse return misuse("chain is NULL");
     const o = out orelse return misuse("out is NULL");
-    r.frames(rc.offset, rc.toHeader(), first, count, ch, o[0..cap]) catch |e| return fail(e);
+    const h = headerOf(r, rc) catch |e| return fail(e);
+    r.frames(rc.offset, h, first, count, ch, o[0..cap]) catch |e| switch (e) {
+        error.Busy => {
+            status.set("the WAL is being rewritten; try again", .{});
+            return status.BUSY;
+        },
+        else => |other| return fail(other),
+    };
     return status.OK;
 }
 
@@ -195,7 +213,8 @@ export fn bottomless_spool_ack(s: ?*Spool, rec: ?*const Record) c_int {
     status.clear();
     const r = s orelse return misuse("spool is NULL");
     const rc = rec orelse return misuse("record is NULL");
-    r.ack(rc.offset, rc.toHeader()) catch |e| return fail(e);
+    const h = headerOf(r, rc) catch |e| return fail(e);
+    r.ack(rc.offset, h) catch |e| return fail(e);
     return status.OK;
 }
 

@@ -5,6 +5,7 @@ const std = @import("std");
 
 pub const OK: c_int = 0;
 pub const DONE: c_int = 1;
+pub const BUSY: c_int = 2;
 pub const ERROR: c_int = -1;
 pub const CORRUPT: c_int = -2;
 pub const NOMEM: c_int = -3;

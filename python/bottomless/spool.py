@@ -2,18 +2,23 @@
 
 Capture (inside SQLite) appends one record per committed transaction to
 ``<db>-bottomless/spool``; this is the replicator's view of it: read records
-in order, encode their pages as WAL frames, acknowledge what S3 holds.
+in order, get their pages as WAL frames (from the WAL, or from the copy made
+before SQLite reused it), acknowledge what S3 holds.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from bottomless._native import DONE, Native, load
+from bottomless._native import BUSY, DONE, Native, load
+from bottomless.errors import NativeError
 from bottomless.frames import Chain, frame_size
+
+BUSY_RETRIES = 200
 
 
 @dataclass(frozen=True)
@@ -122,12 +127,17 @@ class Spool:
         n = rec.n_pages - first if count is None else count
         size = n * frame_size(rec.page_size)
         buf = self.native.ffi.new("uint8_t[]", max(size, 1))
-        c = self.native._chain_in(chain)
-        self.native.check(
-            self.native.lib.bottomless_spool_frames(self._h(), self._raw(rec), first, n, c, buf, size),
-            f"encoding spool record {rec.seq}",
-        )
-        return bytes(self.native.ffi.buffer(buf, size)), self.native._chain_out(c)
+        for attempt in range(BUSY_RETRIES):
+            c = self.native._chain_in(chain)
+            code = self.native.check(
+                self.native.lib.bottomless_spool_frames(self._h(), self._raw(rec), first, n, c, buf, size),
+                f"reading the pages of transaction {rec.seq}",
+            )
+            if code != BUSY:
+                return bytes(self.native.ffi.buffer(buf, size)), self.native._chain_out(c)
+            # SQLite is rewriting checksums of the frames right now.
+            time.sleep(0.001 * (attempt + 1))
+        raise NativeError(BUSY, f"the WAL frames of transaction {rec.seq} stayed unreadable")
 
     def ack(self, rec: Record) -> None:
         """Everything up to and including ``rec`` is safe in S3."""
