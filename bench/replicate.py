@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from s3bench import KINDS, S3Server, per_hour, percentile, table
+from s3bench import KINDS, S3Server, library_description, per_hour, percentile, table
 
 import bottomless
 from bottomless.config import Config
@@ -221,6 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: list[RateResult] = []
     with tempfile.TemporaryDirectory(prefix="bottomless-replicate-", dir=args.dir) as tmp, S3Server() as server:
         print(f"S3: moto in a child process at {server.endpoint}, requests counted at the server")
+        print(f"library: {library_description()}")
         print(
             f"workload: one {ROW_BYTES}-byte INSERT per transaction (autocommit, synchronous=NORMAL), "
             f"{args.seconds:g} s per rate, batch interval {args.interval:g} s, idle window {args.idle_seconds:g} s",

@@ -117,6 +117,12 @@ def serve(host: str = "127.0.0.1", port: int = 0) -> None:
 
     for name, value in CREDENTIALS.items():
         os.environ.setdefault(name, value)
+
+    def orphaned() -> None:  # the parent holds our stdin open; EOF means it is gone
+        sys.stdin.read()
+        os._exit(0)
+
+    threading.Thread(target=orphaned, daemon=True).start()
     server = make_server(host, port, app, threaded=True)
     print(server.server_address[1], flush=True)
     server.serve_forever()
@@ -133,7 +139,11 @@ class S3Server:
     def __enter__(self) -> S3Server:
         env = {**os.environ, **CREDENTIALS}
         self.proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "serve"], stdout=subprocess.PIPE, text=True, env=env
+            [sys.executable, str(Path(__file__).resolve()), "serve"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().strip()
@@ -294,6 +304,16 @@ class Litestream:
                     continue
 
 
+def library_description() -> str:
+    """Which native library bottomless loads, its size and age (debug builds are ~20x larger)."""
+    from bottomless import extension_path
+
+    lib = Path(extension_path())
+    st = lib.stat()
+    built = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(st.st_mtime))
+    return f"{lib} ({st.st_size:,} bytes, built {built} UTC)"
+
+
 # ---- measuring helpers --------------------------------------------------------
 
 
@@ -325,11 +345,13 @@ def file_bytes(path: Path) -> int:
 
 
 def content_digest(path: Path) -> str:
-    """SHA-256 over every table's rows in rowid order (read-only)."""
+    """SHA-256 over every table's rows in rowid order (read-only); Litestream's
+    own bookkeeping tables (``_litestream_*``) are left out."""
     conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     try:
         h = hashlib.sha256()
-        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
+        names = conn.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")
+        tables = [r[0] for r in names if not r[0].startswith("_litestream")]
         for t in tables:
             h.update(t.encode())
             for row in conn.execute(f'SELECT * FROM "{t}" ORDER BY rowid'):
