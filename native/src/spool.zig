@@ -18,8 +18,8 @@
 //! write lock truncates it. Acknowledged records are hole-punched, except the
 //! newest, which keeps the sequence and WAL position readable.
 //!
-//! `pages` entry: page numbers (u32, padded to 8 bytes), page images, and a
-//! PayloadHash of both.
+//! `pages` entry: the record's WAL frames as SQLite wrote them (header and
+//! page each), then a PayloadHash of them seeded with the record's seq.
 const std = @import("std");
 const walfmt = @import("walfmt.zig");
 const walread = @import("walread.zig");
@@ -84,6 +84,65 @@ pub const header_size = 64;
 pub const mat_size = 16;
 pub const trailer_size = 8;
 pub const record_size = header_size + mat_size + trailer_size;
+const copy_bytes = 1 << 20;
+
+/// Walks the complete records from an offset a chunk at a time (one read per
+/// 128 records) and writes changed materialisation slots back per chunk.
+const RecordChunks = struct {
+    const per = 128;
+    writer: *Writer,
+    buf: [per * record_size]u8 = undefined,
+    chunk_off: u64,
+    len: usize = 0,
+    idx: usize = 0,
+    dirty: bool = false,
+
+    const Item = struct { header: Header, mat: u64, index: usize };
+
+    fn init(writer: *Writer, from: u64) Error!RecordChunks {
+        var c = RecordChunks{ .writer = writer, .chunk_off = from };
+        try c.load(from);
+        return c;
+    }
+
+    fn load(self: *RecordChunks, off: u64) Error!void {
+        self.chunk_off = off;
+        self.idx = 0;
+        const want: usize = @intCast(@min(self.buf.len, self.writer.end -| off));
+        self.len = try fileio.preadAll(self.writer.fd, self.buf[0..want], off) / record_size;
+    }
+
+    fn next(self: *RecordChunks) Error!?Item {
+        if (self.idx == self.len) {
+            try self.flush();
+            if (self.len == 0) return null;
+            try self.load(self.chunk_off + self.len * record_size);
+            if (self.len == 0) return null;
+        }
+        const r = self.buf[self.idx * record_size ..][0..record_size];
+        const h = Header.decode(r[0..header_size]) orelse {
+            status.set("spool record at offset {d} is damaged", .{self.chunk_off + self.idx * record_size});
+            return error.Corrupt;
+        };
+        const at = std.mem.readInt(u64, r[header_size..][0..8], .little);
+        const mat = if (at != 0 and std.mem.readInt(u64, r[header_size + 8 ..][0..8], .little) == at ^ mat_magic ^ h.seq) at else 0;
+        self.idx += 1;
+        return .{ .header = h, .mat = mat, .index = self.idx - 1 };
+    }
+
+    fn setMat(self: *RecordChunks, item: Item, at: u64) void {
+        const r = self.buf[item.index * record_size ..][0..record_size];
+        std.mem.writeInt(u64, r[header_size..][0..8], at, .little);
+        std.mem.writeInt(u64, r[header_size + 8 ..][0..8], at ^ mat_magic ^ item.header.seq, .little);
+        self.dirty = true;
+    }
+
+    fn flush(self: *RecordChunks) Error!void {
+        if (!self.dirty) return;
+        try fileio.pwriteAll(self.writer.fd, self.buf[0 .. self.len * record_size], self.chunk_off);
+        self.dirty = false;
+    }
+};
 const record_magic: u32 = 0x50534c42; // "BLSP"
 const trailer_magic: u32 = 0x45534c42; // "BLSE"
 const ack_magic: u32 = 0x4b534c42; // "BLSK"
@@ -141,15 +200,12 @@ pub const Header = struct {
         return record_size;
     }
 
-    /// Size of this record's entry in `pages`.
+    /// Size of this record's entry in `pages`: its WAL frames and a hash.
     pub fn entrySize(h: Header) u64 {
-        return pgnoBytes(h.n_pages) + @as(u64, h.n_pages) * h.page_size + 8;
+        return @as(u64, h.n_pages) * (walfmt.frame_header_size + @as(u64, h.page_size)) + 8;
     }
 };
 
-fn pgnoBytes(n: u32) u64 {
-    return std.mem.alignForward(u64, @as(u64, n) * 4, 8);
-}
 
 /// Where a record's pages are: 0 = still in the WAL, else offset+1 in `pages`.
 pub fn readMat(fd: fileio.Fd, offset: u64, seq: u64) Error!u64 {
@@ -160,12 +216,6 @@ pub fn readMat(fd: fileio.Fd, offset: u64, seq: u64) Error!u64 {
     return at;
 }
 
-fn writeMat(fd: fileio.Fd, offset: u64, seq: u64, at: u64) Error!void {
-    var b: [mat_size]u8 = undefined;
-    std.mem.writeInt(u64, b[0..8], at, .little);
-    std.mem.writeInt(u64, b[8..16], at ^ mat_magic ^ seq, .little);
-    try fileio.pwriteAll(fd, &b, offset + header_size);
-}
 
 /// What the writer remembers of the newest record, to continue the sequence
 /// and to know which WAL commit it captured last.
@@ -285,6 +335,10 @@ pub const Writer = struct {
     known: bool = false,
     /// One WAL frame, for reconcile and materialisation (not the commit path).
     frame_buf: []u8 = &.{},
+    /// Batches materialised entries into large writes (not the commit path).
+    copy_buf: []u8 = &.{},
+    /// Where the next materialisation starts looking.
+    mat_from: u64 = 0,
     /// Disk reserved ahead of the end (Linux), so appends do not allocate
     /// blocks one commit at a time.
     reserved_to: u64 = 0,
@@ -300,6 +354,7 @@ pub const Writer = struct {
         if (self.fd >= 0) fileio.close(self.fd);
         if (self.wal_fd >= 0) fileio.close(self.wal_fd);
         if (self.frame_buf.len > 0) self.allocator.free(self.frame_buf);
+        if (self.copy_buf.len > 0) self.allocator.free(self.copy_buf);
         self.* = undefined;
     }
 
@@ -428,67 +483,100 @@ pub const Writer = struct {
         return appended;
     }
 
-    /// Copies the pages of every unacknowledged record that still lives in
+    /// Copies the frames of every unacknowledged record that still lives in
     /// the current WAL into `pages`, before SQLite overwrites, truncates or
-    /// deletes the WAL. Write lock held. Returns records materialised.
+    /// deletes the WAL. Write lock held. Returns records copied.
+    ///
+    /// Two passes keep it cheap and safe: first every entry is written (big
+    /// sequential writes) and synced, then the records' slots are pointed at
+    /// them, so a slot never names pages that are not on disk. Entries are
+    /// laid out in record order, so both passes compute the same offsets.
     pub fn materialize(self: *Writer) Error!u64 {
         try self.refresh();
         const wal = (try self.walFd()) orelse return 0;
         const wf = (try walread.WalFile.open(wal)) orelse return 0;
-        const ack = try readAck(&self.paths);
-        const size = try fileio.size(self.fd);
-        var pages_fd: fileio.Fd = -1;
-        defer if (pages_fd >= 0) fileio.close(pages_fd);
-        var pending: [64]struct { offset: u64, seq: u64, at: u64 } = undefined;
-        var n_pending: usize = 0;
-        var done: u64 = 0;
-        var off = ack.next_offset;
-        while (try readHeader(self.fd, off, size)) |h| : (off += record_size) {
-            if (!wf.sameCycle(h.wal_salt1, h.wal_salt2) or try readMat(self.fd, off, h.seq) != 0) continue;
-            if (pages_fd < 0) pages_fd = try fileio.open(Paths.z(&self.paths.pages), true, true);
-            const at = try fileio.size(pages_fd);
-            if (!try self.copyFrames(wf, h, pages_fd, at)) {
-                log.err("transaction {d} is no longer intact in the WAL; a new generation will be needed", .{h.seq});
-                continue;
+        // Records before mat_from were seen by an earlier call: copied, or of
+        // a cycle that had already ended. Without this every restart would
+        // rescan the whole unacknowledged spool.
+        const from = @max((try readAck(&self.paths)).next_offset, self.mat_from);
+        self.mat_from = self.end;
+        if (from >= self.end) return 0;
+        const pages_fd = try fileio.open(Paths.z(&self.paths.pages), true, true);
+        defer fileio.close(pages_fd);
+        const base = try fileio.size(pages_fd);
+        const out = try self.copyBuf();
+        var fill: usize = 0;
+        var pos = base; // absolute offset of out[0] in `pages`
+        var copied: u64 = 0;
+        var it = try RecordChunks.init(self, from);
+        while (try it.next()) |rec| {
+            if (!self.needsCopy(wf, rec)) continue;
+            const h = rec.header;
+            const entry: u64 = @as(u64, h.n_pages) * wf.frameSize() + 8;
+            if (fill > 0 and fill + entry > out.len) {
+                try fileio.pwriteAll(pages_fd, out[0..fill], pos);
+                pos += fill;
+                fill = 0;
             }
-            pending[n_pending] = .{ .offset = off, .seq = h.seq, .at = at + 1 };
-            n_pending += 1;
-            done += 1;
-            if (n_pending == pending.len) {
-                try fileio.sync(pages_fd);
-                for (pending[0..n_pending]) |p| try writeMat(self.fd, p.offset, p.seq, p.at);
-                n_pending = 0;
+            if (entry > out.len) {
+                try self.copyLarge(wf, h, pages_fd, pos);
+                pos += entry;
+            } else {
+                const frames = out[fill..][0..@intCast(entry - 8)];
+                if (try fileio.preadAll(wal, frames, wf.frameOffset(h.firstFrame())) != frames.len) {
+                    log.err("transaction {d} is no longer whole in the WAL; a new generation will be needed", .{h.seq});
+                    @memset(frames, 0);
+                }
+                var hash = PayloadHash.init(h.seq);
+                hash.update(frames);
+                std.mem.writeInt(u64, out[fill + frames.len ..][0..8], hash.final(), .little);
+                fill += @intCast(entry);
             }
+            copied += 1;
         }
-        if (n_pending > 0) {
-            try fileio.sync(pages_fd);
-            for (pending[0..n_pending]) |p| try writeMat(self.fd, p.offset, p.seq, p.at);
+        if (copied == 0) return 0;
+        if (fill > 0) try fileio.pwriteAll(pages_fd, out[0..fill], pos);
+        try fileio.sync(pages_fd);
+        // Second pass: point the slots at the entries.
+        var at = base;
+        it = try RecordChunks.init(self, from);
+        while (try it.next()) |rec| {
+            if (!self.needsCopy(wf, rec)) continue;
+            it.setMat(rec, at + 1);
+            at += @as(u64, rec.header.n_pages) * wf.frameSize() + 8;
         }
-        return done;
+        try it.flush();
+        return copied;
     }
 
-    /// Writes record h's frames from the WAL as a `pages` entry at `at`.
-    fn copyFrames(self: *Writer, wf: walread.WalFile, h: Header, pages_fd: fileio.Fd, at: u64) Error!bool {
+    fn needsCopy(_: *Writer, wf: walread.WalFile, rec: RecordChunks.Item) bool {
+        return wf.sameCycle(rec.header.wal_salt1, rec.header.wal_salt2) and rec.mat == 0;
+    }
+
+    /// An entry too large for the copy buffer, frame by frame.
+    fn copyLarge(self: *Writer, wf: walread.WalFile, h: Header, pages_fd: fileio.Fd, at: u64) Error!void {
         const buf = try self.frameBuf();
-        var hash = PayloadHash.init(0);
-        const pages_at = at + pgnoBytes(h.n_pages);
+        const fsz = wf.frameSize();
+        var hash = PayloadHash.init(h.seq);
         for (0..h.n_pages) |i| {
-            const fh = (try wf.readFrame(h.firstFrame() + @as(u32, @intCast(i)), buf)) orelse return false;
-            const page = buf[walfmt.frame_header_size..][0..h.page_size];
-            hash.update(page);
-            try fileio.pwriteAll(pages_fd, page, pages_at + @as(u64, i) * h.page_size);
-            var pg: [4]u8 = undefined;
-            std.mem.writeInt(u32, &pg, fh.pgno, .little);
-            try fileio.pwriteAll(pages_fd, &pg, at + @as(u64, i) * 4);
+            const f = buf[0..@intCast(fsz)];
+            if (try fileio.preadAll(wf.fd, f, wf.frameOffset(h.firstFrame() + @as(u32, @intCast(i)))) != f.len) {
+                log.err("transaction {d} is no longer whole in the WAL; a new generation will be needed", .{h.seq});
+                @memset(f, 0);
+            }
+            hash.update(f);
+            try fileio.pwriteAll(pages_fd, f, at + @as(u64, i) * fsz);
         }
-        var pad: [8]u8 = @splat(0);
-        const pad_len = pgnoBytes(h.n_pages) - @as(u64, h.n_pages) * 4;
-        if (pad_len > 0) try fileio.pwriteAll(pages_fd, pad[0..@intCast(pad_len)], at + @as(u64, h.n_pages) * 4);
-        try hashRange(pages_fd, at, @as(u64, h.n_pages) * 4, buf, &hash);
         var hb: [8]u8 = undefined;
         std.mem.writeInt(u64, &hb, hash.final(), .little);
-        try fileio.pwriteAll(pages_fd, &hb, pages_at + @as(u64, h.n_pages) * h.page_size);
-        return true;
+        try fileio.pwriteAll(pages_fd, &hb, at + @as(u64, h.n_pages) * fsz);
+    }
+
+    fn copyBuf(self: *Writer) Error![]u8 {
+        if (self.copy_buf.len == 0) {
+            self.copy_buf = self.allocator.alloc(u8, copy_bytes) catch return error.OutOfMemory;
+        }
+        return self.copy_buf;
     }
 
     pub fn sync(self: *Writer) Error!void {
@@ -538,16 +626,16 @@ pub const Reader = struct {
         return (try readAck(&self.paths)).next_offset;
     }
 
-    /// The record at offset, or null if none is complete there yet.
+    /// The record at offset, or null if none is complete there yet. A bad
+    /// record is an error only when a good one follows it: at the tail it is
+    /// an append in progress, or one a crash tore, which the next writer
+    /// truncates.
     pub fn next(self: *Reader, offset: u64) Error!?Header {
         const size = try fileio.size(self.fd);
         if (try readHeader(self.fd, offset, size)) |h| return h;
-        if (offset + record_size <= size) {
-            var hb: [header_size]u8 = undefined;
-            if (try fileio.preadAll(self.fd, &hb, offset) == header_size and Header.decode(&hb) == null and !std.mem.allEqual(u8, &hb, 0)) {
-                status.set("spool record at offset {d} has a bad header", .{offset});
-                return error.Corrupt;
-            }
+        if (try readHeader(self.fd, offset + record_size, size) != null) {
+            status.set("spool record at offset {d} is damaged (a valid record follows it)", .{offset});
+            return error.Corrupt;
         }
         return null;
     }
@@ -609,25 +697,22 @@ pub const Reader = struct {
     fn framesFromCopy(self: *Reader, at: u64, h: Header, first: u32, count: u32, chain: *walfmt.Chain, out: []u8) Error!void {
         const pages_fd = try fileio.open(Paths.z(&self.paths.pages), false, false);
         defer fileio.close(pages_fd);
-        const pages_at = at + pgnoBytes(h.n_pages);
-        var hash = PayloadHash.init(0);
-        try hashRange(pages_fd, pages_at, @as(u64, h.n_pages) * h.page_size, self.buf, &hash);
-        try hashRange(pages_fd, at, @as(u64, h.n_pages) * 4, self.buf, &hash);
+        const fsz: usize = walfmt.frame_header_size + h.page_size;
+        const frames_len = @as(u64, h.n_pages) * fsz;
+        var hash = PayloadHash.init(h.seq);
+        try hashRange(pages_fd, at, frames_len, self.buf, &hash);
         var hb: [8]u8 = undefined;
-        if (try fileio.preadAll(pages_fd, &hb, pages_at + @as(u64, h.n_pages) * h.page_size) != 8 or std.mem.readInt(u64, &hb, .little) != hash.final()) {
+        if (try fileio.preadAll(pages_fd, &hb, at + frames_len) != 8 or std.mem.readInt(u64, &hb, .little) != hash.final()) {
             status.set("the copied pages of transaction {d} fail their checksum", .{h.seq});
             return error.Corrupt;
         }
-        const fsz: usize = walfmt.frame_header_size + h.page_size;
         for (0..count) |j| {
             const i: u32 = first + @as(u32, @intCast(j));
             const f = out[j * fsz ..][0..fsz];
-            var pg: [4]u8 = undefined;
-            if (try fileio.preadAll(pages_fd, &pg, at + @as(u64, i) * 4) != 4) return error.Corrupt;
-            const page = f[walfmt.frame_header_size..];
-            if (try fileio.preadAll(pages_fd, page, pages_at + @as(u64, i) * h.page_size) != page.len) return error.Corrupt;
+            if (try fileio.preadAll(pages_fd, f, at + @as(u64, i) * fsz) != fsz) return error.Corrupt;
+            const pgno = walfmt.FrameHeader.parse(f[0..walfmt.frame_header_size]).pgno;
             const commit = if (i == h.n_pages - 1) h.db_size else 0;
-            walfmt.encodeFrame(f[0..walfmt.frame_header_size], std.mem.readInt(u32, &pg, .little), commit, page, chain);
+            walfmt.encodeFrame(f[0..walfmt.frame_header_size], pgno, commit, f[walfmt.frame_header_size..], chain);
         }
     }
 
