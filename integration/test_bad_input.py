@@ -42,7 +42,6 @@ NOT_SQLITE_TRACEBACK = (
 )
 
 
-@pytest.mark.xfail(reason=NOT_SQLITE_TRACEBACK, strict=True)
 @pytest.mark.parametrize("command", ["sync", "snapshot"])
 def test_cli_refuses_a_file_that_is_not_sqlite(
     command: str, tmp_path: Path, cli_env: dict[str, str], store: S3Store
@@ -144,11 +143,6 @@ def backed_up(tmp_path: Path, cli_env: dict[str, str]) -> Path:
     return src
 
 
-@pytest.mark.xfail(
-    reason="restore -o into a read-only directory prints a raw traceback (OSError [Errno 30] Read-only file "
-    "system from tempfile.mkstemp in restore._build) instead of a one-line error",
-    strict=True,
-)
 def test_cli_restore_into_read_only_directory(ro_dir: Path, tmp_path: Path, cli_env: dict[str, str]) -> None:
     backed_up(tmp_path, cli_env)
     make_ro(ro_dir)
@@ -160,11 +154,6 @@ def test_cli_restore_into_read_only_directory(ro_dir: Path, tmp_path: Path, cli_
     no_traceback(restore)
 
 
-@pytest.mark.xfail(
-    reason="bottomless-cli -d <db in a read-only directory> sync prints a raw traceback (OSError [Errno 30] "
-    "Read-only file system creating <db>-bottomless, from Replicator/spool setup) instead of a one-line error",
-    strict=True,
-)
 def test_cli_sync_in_read_only_directory(ro_dir: Path, tmp_path: Path, cli_env: dict[str, str]) -> None:
     db = ro_dir / "local.db"
     shutil.copy(backed_up(tmp_path, cli_env), db)

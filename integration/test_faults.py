@@ -79,12 +79,6 @@ def test_replicate_through_ten_percent_faults(
     assert read_rows(direct, "SELECT * FROM t ORDER BY id") == expected
 
 
-@pytest.mark.xfail(
-    reason="S3Store.get() does not retry a body cut off mid-stream: botocore.exceptions.ResponseStreamingError "
-    "(urllib3 IncompleteRead) is not in s3._CONNECTION_ERRORS, so restore dies on the first dropped "
-    "download with a raw traceback instead of retrying the GET",
-    strict=True,
-)
 def test_restore_through_dropped_downloads(
     proxy: FaultProxy, tmp_path: Path, cli_env: dict[str, str], store: S3Store
 ) -> None:

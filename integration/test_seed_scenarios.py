@@ -177,7 +177,6 @@ RESTORED_THEN_REFUSED = (
 )
 
 
-@pytest.mark.xfail(reason=RESTORED_THEN_REFUSED, strict=True)
 def test_seed_continue_after_cli_restore(
     writer: Writer, host: str, tmp_path: Path, store: S3Store, cli_env: dict[str, str]
 ) -> None:
@@ -197,14 +196,5 @@ def test_seed_continue_after_cli_restore(
 @pytest.mark.parametrize("host", ["sqlite3", "python", "apsw"])
 def test_seed_page_size_is_honoured(writer: Writer, host: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     """The seed sets 64 KiB pages before switching to WAL."""
-    if host in ("python", "apsw"):
-        request.applymarker(
-            pytest.mark.xfail(
-                reason="connect()/connect_apsw() switch a new, empty database to WAL (ensure_wal / "
-                "PRAGMA journal_mode=wal) before returning, which writes page 1 with 4 KiB pages, so "
-                "the caller's PRAGMA page_size=65536 is silently ignored",
-                strict=True,
-            )
-        )
     writer(SEED_SETUP + SEED_PHASE_1)
     assert read_rows(tmp_path / DB, "PRAGMA page_size")[0][0] == 65536

@@ -105,9 +105,7 @@ def load_generation(store: S3Store, db_name: str, generation: uuid.UUID) -> Gene
         codec = layout.parse_snapshot_name(name)
         if codec is not None:
             if snapshot is not None:
-                raise LayoutError(
-                    f"generation {prefix} has two snapshots: {snapshot.key}, {obj.key}"
-                )
+                raise LayoutError(f"generation {prefix} has two snapshots: {snapshot.key}, {obj.key}")
             snapshot, snapshot_codec = obj, codec
             continue
         parsed = layout.parse_batch_name(name)

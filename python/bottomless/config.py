@@ -87,9 +87,7 @@ class Config:
         if self.shutdown_timeout_secs < 0:
             raise ConfigError(f"{ENV_PREFIX}SHUTDOWN_TIMEOUT_SECS: must not be negative")
         if self.compression not in CODECS:
-            raise ConfigError(
-                f"{ENV_PREFIX}COMPRESSION: {self.compression!r} is not one of {', '.join(CODECS)}"
-            )
+            raise ConfigError(f"{ENV_PREFIX}COMPRESSION: {self.compression!r} is not one of {', '.join(CODECS)}")
 
 
 def _parse(name: str, raw: str, var: str) -> Any:

@@ -8,10 +8,12 @@ one database each start one; the replicator lock lets exactly one ship.
 from __future__ import annotations
 
 import atexit
+import os
 import sqlite3
 from typing import Any
 
 from bottomless.config import Config
+from bottomless.errors import BottomlessError
 from bottomless.replicator import Replicator
 from bottomless.restore_on_open import restore_if_missing
 from bottomless.s3 import S3Store
@@ -42,7 +44,11 @@ def replicated(db_path: str, config: Config) -> Replicator:
     store = S3Store(config.endpoint, config.bucket)
     restore_if_missing(db_path, config, store)
     register_python_sqlite()
-    ensure_wal(db_path)
+    if os.path.exists(db_path) and os.path.getsize(db_path) > 0:
+        ensure_wal(db_path)
+    # A new database stays as the application makes it (page size first, as
+    # in PRAGMA page_size=65536; PRAGMA journal_mode=wal); the replicator
+    # switches it to WAL once it has content, if the application did not.
     rep = Replicator(db_path, config, store)
     rep.start()
     atexit.register(rep.stop)
@@ -87,7 +93,9 @@ def connect_apsw(path: str, *, config: Config | None = None, **overrides: Any) -
     register_apsw()
     flags = apsw.SQLITE_OPEN_URI | apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
     conn = apsw.Connection(f"file:{path}?vfs=bottomless", flags=flags)
-    if conn.execute("PRAGMA journal_mode=wal").fetchall() != [("wal",)]:
-        raise RuntimeError(f"{path} cannot be put in WAL mode, which replication needs")
+    # As with connect(): a new database keeps the page size the application
+    # gives it; the replicator switches it to WAL once it has content.
+    if os.path.getsize(path) > 0 and conn.execute("PRAGMA journal_mode=wal").fetchall() != [("wal",)]:
+        raise BottomlessError(f"{path} cannot be put in WAL mode, which replication needs")
     spawn_replicator(path, cfg)
     return conn

@@ -82,9 +82,7 @@ class FrameHeader:
         return self.db_size != 0
 
     def encode(self) -> bytes:
-        return _HEADER.pack(
-            self.pgno, self.db_size, self.salt1, self.salt2, self.cksum1, self.cksum2
-        )
+        return _HEADER.pack(self.pgno, self.db_size, self.salt1, self.salt2, self.cksum1, self.cksum2)
 
     @classmethod
     def decode(cls, data: bytes) -> FrameHeader:
@@ -150,8 +148,6 @@ def encode_transaction(
         commit = db_size if index == len(pages) - 1 else 0
         head8 = struct.pack(">2I", pgno, commit)
         chain = checksum(head8 + page, chain)
-        out += FrameHeader(
-            pgno, commit, chain.salt1, chain.salt2, chain.cksum1, chain.cksum2
-        ).encode()
+        out += FrameHeader(pgno, commit, chain.salt1, chain.salt2, chain.cksum1, chain.cksum2).encode()
         out += page
     return bytes(out), chain

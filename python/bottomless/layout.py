@@ -71,9 +71,7 @@ def dep_key(db_name: str, generation: uuid.UUID) -> str:
     return generation_prefix(db_name, generation) + DEP
 
 
-def batch_key(
-    db_name: str, generation: uuid.UUID, first: int, last: int, unix_secs: int, compression: str
-) -> str:
+def batch_key(db_name: str, generation: uuid.UUID, first: int, last: int, unix_secs: int, compression: str) -> str:
     if not 1 <= first <= last:
         raise LayoutError(f"bad frame range {first}-{last}")
     name = f"{first:012}-{last:012}-{unix_secs}.{_codec(compression)}"
@@ -82,9 +80,7 @@ def batch_key(
 
 def _codec(compression: str) -> str:
     if compression not in CODECS:
-        raise LayoutError(
-            f"unknown compression {compression!r} (expected one of {', '.join(CODECS)})"
-        )
+        raise LayoutError(f"unknown compression {compression!r} (expected one of {', '.join(CODECS)})")
     return compression
 
 

@@ -30,7 +30,7 @@ from bottomless.generation import new_generation
 from bottomless.lock import ReplicatorLock
 from bottomless.restore_on_open import forget_restore, restored_from
 from bottomless.s3 import S3Store
-from bottomless.snapshot import ensure_wal, take_snapshot
+from bottomless.snapshot import ensure_wal, reconcile_spool, take_snapshot
 from bottomless.spool import Record, Spool, spool_dir
 from bottomless.state import ReplicatorState, load_state, save_state
 from bottomless.uploads import upload_file
@@ -109,6 +109,11 @@ class Replicator:
         backoff = 0.0
         first_pending: float | None = None
         while not self._stop.is_set():
+            if not self.lock.held and _is_new(self.db_path) and not self._wake.is_set():
+                # A new, empty database: leave its page size and journal mode
+                # to the application until it has written something.
+                self._stop.wait(POLL_SECS * 4)
+                continue
             if not self.lock.held:
                 if not self.lock.acquire(timeout=0.5):
                     if exit_when_idle and not _alive(parent_pid):
@@ -191,6 +196,7 @@ class Replicator:
         """Decide where shipping continues: the recorded generation, or a new one."""
         self.store.ensure_bucket()
         ensure_wal(self.db_path)
+        reconcile_spool(self.db_path, self.spool)
         state = load_state(self.spool_dir)
         if state is not None and (state.db_name, state.bucket, state.endpoint) != (
             self.db_name,
@@ -215,8 +221,11 @@ class Replicator:
             )
             return
         restored = restored_from(self.db_path)
-        if state is None and newest is not None and restored == str(newest):
-            self.new_generation(parent=newest)
+        if restored is not None:
+            # A restore put this file in place on purpose (on open, or with
+            # bottomless-cli restore, maybe to an earlier point in time):
+            # continue from it in a new generation.
+            self.new_generation(parent=uuid.UUID(restored))
             forget_restore(self.db_path)
             return
         if state is None and newest is not None and not self._local_is_newer(newest):
@@ -455,8 +464,17 @@ class Replicator:
         """Ship now and return once every commit made before the call is in S3."""
         if self.error is not None:
             raise self.error
+        deadline = time.monotonic() + timeout
         self._wake.set()
-        wait_durable(self.db_path, timeout=timeout, failed=lambda: self.error)
+        # Until the first generation exists, commits may predate capture (a
+        # new database before WAL mode): durable means "in its snapshot".
+        while self.state is None and self._thread is not None:
+            if self.error is not None:
+                raise self.error
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"{self.db_path} has no generation in S3 yet after {timeout:.0f}s")
+            time.sleep(0.01)
+        wait_durable(self.db_path, timeout=max(0.0, deadline - time.monotonic()), failed=lambda: self.error)
 
 
 def wait_durable(
@@ -497,6 +515,13 @@ def _next_backoff(previous: float) -> float:
     import random
 
     return min(30.0, max(0.2, previous * 2)) * random.uniform(0.5, 1.0)
+
+
+def _is_new(db_path: str) -> bool:
+    try:
+        return os.path.getsize(db_path) == 0
+    except FileNotFoundError:
+        return True
 
 
 def _alive(pid: int | None) -> bool:

@@ -104,9 +104,7 @@ def choose_generation(
     for candidate in generations:
         if created_at(candidate) <= until:
             return candidate
-    raise RestoreError(
-        f"no generation of database {db_name!r} was created at or before {until.isoformat()}"
-    )
+    raise RestoreError(f"no generation of database {db_name!r} was created at or before {until.isoformat()}")
 
 
 def read_meta(store: S3Store, db_name: str, generation: uuid.UUID) -> Meta:
@@ -119,9 +117,7 @@ def read_meta(store: S3Store, db_name: str, generation: uuid.UUID) -> Meta:
         raise RestoreError(f"object {key!r} is malformed: {exc}") from None
 
 
-def plan_restore(
-    store: S3Store, db_name: str, generation: uuid.UUID, until: datetime | None = None
-) -> Plan:
+def plan_restore(store: S3Store, db_name: str, generation: uuid.UUID, until: datetime | None = None) -> Plan:
     """Follow ``.dep`` back to a generation with a snapshot; pick the batches."""
     chain: list[Generation] = []
     seen: set[uuid.UUID] = set()
@@ -146,8 +142,7 @@ def plan_restore(
             raise RestoreError(str(exc)) from None
         if current is None:
             raise RestoreError(
-                f"generation {prefix} has no snapshot ({prefix}db.<zstd|gz|raw>) "
-                "and no .dep parent to continue from"
+                f"generation {prefix} has no snapshot ({prefix}db.<zstd|gz|raw>) and no .dep parent to continue from"
             )
     root = chain[0]
     assert root.snapshot is not None and root.snapshot_compression is not None
@@ -177,8 +172,7 @@ def select_batches(gen: Generation, until: datetime | None) -> list[Batch]:
             continue
         if batch.first != expected:
             raise RestoreError(
-                f"gap in generation {gen.prefix}: expected a batch starting at frame "
-                f"{expected}, found {batch.key}"
+                f"gap in generation {gen.prefix}: expected a batch starting at frame {expected}, found {batch.key}"
             )
         chosen.append(batch)
         expected = batch.last + 1
@@ -250,8 +244,7 @@ def _build(
                     raise RestoreError(f"batch {batch.key!r} is truncated: {exc}") from None
                 if count != batch.last - batch.first + 1:
                     raise RestoreError(
-                        f"batch {batch.key!r} holds {count} frames, its name says "
-                        f"{batch.last - batch.first + 1}"
+                        f"batch {batch.key!r} holds {count} frames, its name says {batch.last - batch.first + 1}"
                     )
                 try:
                     applied = native.apply_frames(tmp, page_size, data, chain, verify)
@@ -276,8 +269,7 @@ def _build(
     integrity = integrity_check(tmp)
     if integrity != "ok":
         raise RestoreError(
-            f"restored database from generation {plan.generation} fails "
-            f"PRAGMA integrity_check: {integrity}"
+            f"restored database from generation {plan.generation} fails PRAGMA integrity_check: {integrity}"
         )
     return RestoreResult(
         path=tmp,
@@ -292,9 +284,7 @@ def _build(
     )
 
 
-def _prefetch(
-    pool: ThreadPoolExecutor, store: S3Store, plan: Plan, window: int
-) -> Iterator[tuple[str, Future[bytes]]]:
+def _prefetch(pool: ThreadPoolExecutor, store: S3Store, plan: Plan, window: int) -> Iterator[tuple[str, Future[bytes]]]:
     """Futures of the snapshot and every batch, in apply order, with at most
     ``window`` downloads ahead of the consumer."""
     keys = [plan.snapshot_key] + [b.key for s in plan.steps for b in s.batches]

@@ -37,16 +37,21 @@ def restore_if_missing(db_path: str, config: Config, store: S3Store) -> RestoreR
     store.ensure_bucket()
     if not catalog.list_generations(store, db_name):
         return None
-    # A spool, WAL or shm left by a database that is gone describes nothing
-    # that still exists.
-    shutil.rmtree(spool_dir(db_path), ignore_errors=True)
     for suffix in ("-wal", "-shm"):
         Path(db_path + suffix).unlink(missing_ok=True)
     result = restore(store, db_name, db_path, verify=config.verify_crc)
-    os.makedirs(spool_dir(db_path), exist_ok=True)
-    Path(spool_dir(db_path), MARKER).write_text(str(result.generation))
+    mark_restored(db_path, str(result.generation))
     log.info("restored %s from generation %s (%d pages)", db_path, result.generation, result.db_size)
     return result
+
+
+def mark_restored(db_path: str, generation: str) -> None:
+    """``db_path`` now holds ``generation``: forget the spool of the database
+    it replaced (it describes nothing that still exists) and let the
+    replicator continue from the restored state in a new generation."""
+    shutil.rmtree(spool_dir(db_path), ignore_errors=True)
+    os.makedirs(spool_dir(db_path), exist_ok=True)
+    Path(spool_dir(db_path), MARKER).write_text(generation)
 
 
 def restored_from(db_path: str) -> str | None:

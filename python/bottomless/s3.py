@@ -57,6 +57,8 @@ _CONNECTION_ERRORS = (
     botocore.exceptions.ConnectTimeoutError,
     botocore.exceptions.ConnectionClosedError,
     botocore.exceptions.ReadTimeoutError,
+    # A body cut off mid-transfer: the request is safe to repeat.
+    botocore.exceptions.ResponseStreamingError,
 )
 
 
@@ -191,9 +193,7 @@ class S3Store:
             log.info("%s failed (%s), retry %d in %.2fs", what, error, attempt, pause)
             time.sleep(pause)
 
-    def _translate(
-        self, exc: botocore.exceptions.ClientError, what: str, key: str | None
-    ) -> S3Error:
+    def _translate(self, exc: botocore.exceptions.ClientError, what: str, key: str | None) -> S3Error:
         code = _code(exc)
         if code == "NoSuchBucket" or (key is None and code in ("404", "NotFound")):
             return NoSuchBucket(
@@ -213,9 +213,7 @@ class S3Store:
     # -- bucket ---------------------------------------------------------------
     def check_bucket(self) -> None:
         """Raise NoSuchBucket/BadCredentials/EndpointUnreachable unless usable."""
-        self._call(
-            f"HEAD bucket {self.bucket}", lambda: self.client.head_bucket(Bucket=self.bucket)
-        )
+        self._call(f"HEAD bucket {self.bucket}", lambda: self.client.head_bucket(Bucket=self.bucket))
         log.info("Bucket %s exists and is accessible", self.bucket)
 
     def ensure_bucket(self) -> None:
@@ -233,9 +231,7 @@ class S3Store:
     def put(self, key: str, data: bytes, metadata: dict[str, str] | None = None) -> None:
         self._call(
             f"PUT {key}",
-            lambda: self.client.put_object(
-                Bucket=self.bucket, Key=key, Body=data, Metadata=metadata or {}
-            ),
+            lambda: self.client.put_object(Bucket=self.bucket, Key=key, Body=data, Metadata=metadata or {}),
             key,
         )
 
@@ -265,22 +261,16 @@ class S3Store:
 
     def head(self, key: str) -> ObjectInfo | None:
         try:
-            response = self._call(
-                f"HEAD {key}", lambda: self.client.head_object(Bucket=self.bucket, Key=key), key
-            )
+            response = self._call(f"HEAD {key}", lambda: self.client.head_object(Bucket=self.bucket, Key=key), key)
         except NoSuchObject:
             return None
-        return ObjectInfo(
-            key, response["ContentLength"], response["LastModified"], response.get("ETag", "")
-        )
+        return ObjectInfo(key, response["ContentLength"], response["LastModified"], response.get("ETag", ""))
 
     def list_objects(self, prefix: str) -> Iterator[ObjectInfo]:
         """Every object under ``prefix`` in key order (all pages)."""
         for page in self._pages(prefix, None):
             for item in page.get("Contents", []):
-                yield ObjectInfo(
-                    item["Key"], item["Size"], item["LastModified"], item.get("ETag", "")
-                )
+                yield ObjectInfo(item["Key"], item["Size"], item["LastModified"], item.get("ETag", ""))
 
     def list_prefixes(self, prefix: str, delimiter: str = "/") -> Iterator[str]:
         """The "directories" right under ``prefix`` in key order (all pages)."""

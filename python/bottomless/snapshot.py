@@ -16,6 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from bottomless.errors import BottomlessError
 from bottomless.snapshot_check import parse_header
 from bottomless.spool import Spool
 from bottomless.sqlite_vfs import register_python_sqlite
@@ -44,14 +45,34 @@ def _connect(db_path: str) -> sqlite3.Connection:
 
 def ensure_wal(db_path: str) -> None:
     """Capture needs WAL mode; switch a database that is not in it yet."""
+    try:
+        conn = _connect(db_path)
+        try:
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if mode != "wal":
+                conn.execute("PRAGMA journal_mode=wal")
+                log.info("switched %s to WAL mode", db_path)
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise BottomlessError(f"{db_path} cannot be replicated: {exc} (is it a SQLite database?)") from None
+
+
+def reconcile_spool(db_path: str, spool: Spool) -> int:
+    """Under the write lock, let the spool catch up with the WAL (commits a
+    crashed writer left out) and drop a record a crash tore."""
     conn = _connect(db_path)
     try:
-        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-        if mode != "wal":
-            conn.execute("PRAGMA journal_mode=wal")
-            log.info("switched %s to WAL mode", db_path)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            recovered = spool.reconcile()
+        finally:
+            conn.execute("ROLLBACK")
     finally:
         conn.close()
+    if recovered:
+        log.warning("recovered %d commit(s) from the WAL of %s", recovered, db_path)
+    return recovered
 
 
 def take_snapshot(db_path: str, spool: Spool) -> Snapshot:

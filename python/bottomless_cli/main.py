@@ -28,7 +28,7 @@ class BottomlessGroup(click.Group):
             return super().invoke(ctx)
         except BottomlessError as exc:
             raise click.ClickException(str(exc)) from exc
-        except FileNotFoundError as exc:  # e.g. the native library is not built
+        except OSError as exc:  # a missing library, a read-only directory, a full disk
             raise click.ClickException(str(exc)) from exc
 
 

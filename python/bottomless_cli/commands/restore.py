@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 from datetime import datetime
 
 import click
 
 from bottomless.restore import restore
+from bottomless.restore_on_open import mark_restored
 from bottomless_cli.commands.progress import RestoreProgress
 from bottomless_cli.context import CliState, generation_option, pass_state
 from bottomless_cli.dates import UTC_DATETIME
@@ -24,14 +27,24 @@ log = logging.getLogger(__name__)
     type=click.Path(dir_okay=False),
     help="Write here (default: the database name).",
 )
+@click.option("--force", is_flag=True, help="Replace an existing database (kept as <file>.bottomless.backup).")
 @pass_state
-def restore_cmd(state: CliState, generation: str | None, utc_time: datetime | None, output: str | None) -> None:
+def restore_cmd(
+    state: CliState, generation: str | None, utc_time: datetime | None, output: str | None, force: bool
+) -> None:
     """Restore the database."""
     named = generation_option(generation)
     store = state.store()
     db_name = state.db_name()
     log.info("Database: %s", db_name)
     target = output or db_name
+    if os.path.exists(target) and os.path.getsize(target) > 0:
+        if not force:
+            raise click.ClickException(
+                f"{target} exists and holds data; restore elsewhere with -o, or replace it with --force "
+                f"(a copy is kept as {target}.bottomless.backup)"
+            )
+        shutil.copyfile(target, target + ".bottomless.backup")
     with RestoreProgress(f"restoring {db_name}") as progress:
         result = restore(
             store,
@@ -42,6 +55,7 @@ def restore_cmd(state: CliState, generation: str | None, utc_time: datetime | No
             verify=state.config().verify_crc,
             progress=progress,
         )
+    mark_restored(os.path.abspath(target), str(result.generation))
     click.echo(
         f"Restored {db_name} from generation {result.generation} into {result.path} "
         f"({result.db_size} pages, {result.frames_applied} WAL frames applied)"
