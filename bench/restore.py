@@ -116,7 +116,7 @@ def replicate_bottomless(db: Path, endpoint: str, txs: Sequence[tuple[int, str, 
 
 
 def replicate_litestream(
-    ls: Litestream, db: Path, txs: Sequence[tuple[int, str, int]], sync_each: bool
+    ls: Litestream, db: Path, txs: Sequence[tuple[int, str, int]], sync_each: bool, autocheckpoint: bool
 ) -> tuple[float, float]:
     """Snapshot + the same transactions; returns (snapshot seconds, transactions seconds)."""
     t0 = time.perf_counter()
@@ -127,6 +127,8 @@ def replicate_litestream(
         conn = sqlite3.connect(db, isolation_level=None)
         try:
             conn.execute("PRAGMA busy_timeout=10000")
+            if not autocheckpoint:
+                conn.execute("PRAGMA wal_autocheckpoint=0")
             for tx in txs:
                 conn.execute("UPDATE t SET n = ?, v = ? WHERE id = ?", tx)
                 if sync_each:
@@ -138,6 +140,25 @@ def replicate_litestream(
     finally:
         ls.stop()
     return t1 - t0, t2 - t1
+
+
+def server_busy(server: S3Server, t0: float, t1: float) -> tuple[float, float]:
+    """Seconds in [t0, t1) during which the S3 server had a request in flight
+    (union of request intervals), and the longest single request."""
+    spans = sorted((e.start, e.end) for e in server.events() if t0 <= e.start < t1)
+    total, longest = 0.0, 0.0
+    cur_start, cur_end = None, 0.0
+    for start, end in spans:
+        longest = max(longest, end - start)
+        if cur_start is None or start > cur_end:
+            if cur_start is not None:
+                total += cur_end - cur_start
+            cur_start, cur_end = start, end
+        else:
+            cur_end = max(cur_end, end)
+    if cur_start is not None:
+        total += cur_end - cur_start
+    return total, longest
 
 
 def profiled_restore(endpoint: str, out: Path, top: int) -> tuple[float, str]:
@@ -166,6 +187,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default="each",
         help="'each': litestream sync -wait after every transaction (one LTX file each, like bottomless's batches); "
         "'natural': Litestream's own 1 s cadence (default: each)",
+    )
+    p.add_argument(
+        "--ls-no-autocheckpoint",
+        action="store_true",
+        help="PRAGMA wal_autocheckpoint=0 on Litestream's writer (default: SQLite's default, 1000 pages)",
     )
     p.add_argument("--profile", action="store_true", help="profile the first bottomless restore (cProfile)")
     p.add_argument("--profile-top", type=int, default=25, help="profile lines to print (default: 25)")
@@ -200,7 +226,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"bottomless: snapshot {bl_snap_s:.1f} s, {args.txs} transactions -> {batches} batches in {bl_tx_s:.1f} s"
         )
         ls = Litestream(ls_db, server.endpoint, LS_BUCKET, DB_ID, work)
-        ls_snap_s, ls_tx_s = replicate_litestream(ls, ls_db, txs, args.litestream_sync == "each")
+        ls_snap_s, ls_tx_s = replicate_litestream(
+            ls, ls_db, txs, args.litestream_sync == "each", not args.ls_no_autocheckpoint
+        )
         ls_objects = [e for e in server.events() if e.kind == "PUT" and e.path.startswith(f"/{LS_BUCKET}/")]
         print(
             f"litestream: snapshot {ls_snap_s:.1f} s, {args.txs} transactions in {ls_tx_s:.1f} s "
@@ -214,6 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         times: dict[str, list[float]] = {"bottomless": [], "litestream": []}
         gets: dict[str, int] = {}
+        busy: dict[str, tuple[float, float]] = {}
         checks: dict[str, tuple[str, bool, int]] = {}
         profile_text = ""
         for rnd in range(args.rounds):
@@ -233,6 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 times[tool].append(elapsed)
                 counted = server.counts(t0, t1)
                 gets[tool] = counted["GET"] + counted["LIST"]
+                busy[tool] = server_busy(server, t0, t1)
                 source = bl_db if tool == "bottomless" else ls_db
                 checks[tool] = (integrity(out), content_digest(out) == content_digest(source), out.stat().st_size)
                 print(f"  round {rnd + 1}: {tool} restore {elapsed:.2f} s", file=sys.stderr, flush=True)
@@ -251,6 +281,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 mib(out_size),
                 objects,
                 f"{gets[tool]:,}",
+                f"{busy[tool][0]:.2f}",
+                f"{busy[tool][1]:.2f}",
                 f"{t_med:.2f}",
                 " ".join(f"{x:.2f}" for x in times[tool]),
                 f"{out_size / 2**20 / t_med:,.1f}",
@@ -266,6 +298,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "db size",
                 "in S3",
                 "GET+LIST in restore",
+                "server busy s",
+                "largest GET s",
                 "restore s (median)",
                 "rounds s",
                 "MiB/s",
