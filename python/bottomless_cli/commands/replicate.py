@@ -110,4 +110,4 @@ def restore_missing_cmd(state: CliState) -> None:
     config = Config.from_env(endpoint=state.endpoint, bucket=state.bucket)
     result = restore_if_missing(path, config, S3Store(config.endpoint, config.bucket))
     if result is not None:
-        click.echo(f"restored {path} from generation {result.generation}")
+        click.echo(f"bottomless: restored {path} from generation {result.generation}", err=True)
