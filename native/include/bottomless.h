@@ -92,8 +92,11 @@ void bottomless_spool_close(bottomless_spool *spool);
 /* Offset of the first record not yet acknowledged. */
 int bottomless_spool_start(bottomless_spool *spool, uint64_t *offset);
 /*
- * Reads the header of the record at offset, verifying its checksum.
- * Returns OK, DONE (nothing complete there yet) or CORRUPT.
+ * Reads the record at offset (header checksum and trailer checked; the pages
+ * are checked when bottomless_spool_frames reads them). Returns OK, DONE
+ * (nothing complete there yet: an append in progress, or a record torn by a
+ * crash that the next writer drops) or CORRUPT (a damaged record with a good
+ * one after it).
  */
 int bottomless_spool_next(bottomless_spool *spool, uint64_t offset, bottomless_record *out);
 /*
@@ -112,9 +115,10 @@ int bottomless_spool_ack(bottomless_spool *spool, const bottomless_record *rec);
 int bottomless_spool_stats(bottomless_spool *spool, bottomless_stats *out);
 /*
  * Appends to the spool every transaction committed in the WAL that the spool
- * lacks (after a crash between the WAL write and the spool append). The
- * caller must hold the database's WAL write lock (e.g. BEGIN IMMEDIATE on a
- * connection opened through the bottomless VFS). *appended gets the count.
+ * lacks (after a crash between the WAL write and the spool append), and
+ * drops a torn last record. The caller must hold the database's WAL write
+ * lock (e.g. BEGIN IMMEDIATE on a connection opened through the bottomless
+ * VFS). *appended gets the count.
  */
 int bottomless_spool_reconcile(bottomless_spool *spool, uint64_t *appended);
 
