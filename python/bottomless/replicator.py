@@ -38,6 +38,7 @@ from bottomless.uploads import upload_file
 log = logging.getLogger(__name__)
 
 POLL_SECS = 0.05
+ORPHAN_GIVE_UP_SECS = 600
 SNAPSHOT_REQUEST = "snapshot.request"
 
 
@@ -108,7 +109,20 @@ class Replicator:
         spool is empty and (when given) ``parent_pid`` has exited."""
         backoff = 0.0
         first_pending: float | None = None
+        failing_since: float | None = None
         while not self._stop.is_set():
+            if exit_when_idle and not _alive(parent_pid):
+                # The host is gone: finish what is in the spool, then exit;
+                # if S3 stays unreachable, give up after a while (the spool
+                # keeps everything for the next replicator).
+                if not self.has_pending():
+                    return
+                if failing_since is not None and time.monotonic() - failing_since > ORPHAN_GIVE_UP_SECS:
+                    log.error(
+                        "S3 unreachable for %ds after the host exited; leaving the rest in the spool",
+                        ORPHAN_GIVE_UP_SECS,
+                    )
+                    return
             if not self.lock.held and _is_new(self.db_path) and not self._wake.is_set():
                 # A new, empty database: leave its page size and journal mode
                 # to the application until it has written something.
@@ -129,6 +143,7 @@ class Replicator:
                         self._fail(exc)
                         return
                     backoff = _next_backoff(backoff)
+                    failing_since = failing_since or time.monotonic()
                     log.warning(
                         "cannot reach S3 to start replicating %s (%s); retrying in %.1fs", self.db_name, exc, backoff
                     )
@@ -147,6 +162,7 @@ class Replicator:
                 try:
                     self.ship()
                     backoff = 0.0
+                    failing_since = None
                     first_pending = None
                     self._wake.clear()
                 except (DivergedError, BadCredentials) as exc:
