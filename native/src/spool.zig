@@ -97,7 +97,7 @@ const RecordChunks = struct {
     idx: usize = 0,
     dirty: bool = false,
 
-    const Item = struct { header: Header, mat: u64, index: usize };
+    const Item = struct { header: ?Header, mat: u64, index: usize, offset: u64 };
 
     fn init(writer: *Writer, from: u64) Error!RecordChunks {
         var c = RecordChunks{ .writer = writer, .chunk_off = from };
@@ -120,20 +120,27 @@ const RecordChunks = struct {
             if (self.len == 0) return null;
         }
         const r = self.buf[self.idx * record_size ..][0..record_size];
+        const offset = self.chunk_off + self.idx * record_size;
+        self.idx += 1;
         const h = Header.decode(r[0..header_size]) orelse {
-            status.set("spool record at offset {d} is damaged", .{self.chunk_off + self.idx * record_size});
+            // Hole-punched (wholly or, across a block boundary, in part):
+            // the replicator acknowledged it after we read the ack position,
+            // since acks do not take SQLite's lock. Nothing to do for it.
+            if (offset < (try readAck(&self.writer.paths)).next_offset) {
+                return .{ .header = null, .mat = 0, .index = self.idx - 1, .offset = offset };
+            }
+            status.set("spool record at offset {d} is damaged", .{offset});
             return error.Corrupt;
         };
         const at = std.mem.readInt(u64, r[header_size..][0..8], .little);
         const mat = if (at != 0 and std.mem.readInt(u64, r[header_size + 8 ..][0..8], .little) == at ^ mat_magic ^ h.seq) at else 0;
-        self.idx += 1;
-        return .{ .header = h, .mat = mat, .index = self.idx - 1 };
+        return .{ .header = h, .mat = mat, .index = self.idx - 1, .offset = offset };
     }
 
     fn setMat(self: *RecordChunks, item: Item, at: u64) void {
         const r = self.buf[item.index * record_size ..][0..record_size];
         std.mem.writeInt(u64, r[header_size..][0..8], at, .little);
-        std.mem.writeInt(u64, r[header_size + 8 ..][0..8], at ^ mat_magic ^ item.header.seq, .little);
+        std.mem.writeInt(u64, r[header_size + 8 ..][0..8], at ^ mat_magic ^ item.header.?.seq, .little);
         self.dirty = true;
     }
 
@@ -507,11 +514,15 @@ pub const Writer = struct {
         const out = try self.copyBuf();
         var fill: usize = 0;
         var pos = base; // absolute offset of out[0] in `pages`
-        var copied: u64 = 0;
+        // Which record went where; the second pass applies exactly these,
+        // whatever the replicator acknowledges (and punches) meanwhile.
+        const Copy = struct { offset: u64, at: u64 };
+        var copies: std.ArrayList(Copy) = .empty;
+        defer copies.deinit(self.allocator);
         var it = try RecordChunks.init(self, from);
         while (try it.next()) |rec| {
             if (!self.needsCopy(wf, rec)) continue;
-            const h = rec.header;
+            const h = rec.header.?;
             const entry: u64 = @as(u64, h.n_pages) * wf.frameSize() + 8;
             if (fill > 0 and fill + entry > out.len) {
                 try fileio.pwriteAll(pages_fd, out[0..fill], pos);
@@ -520,6 +531,7 @@ pub const Writer = struct {
             }
             if (entry > out.len) {
                 try self.copyLarge(wf, h, pages_fd, pos);
+                copies.append(self.allocator, .{ .offset = rec.offset, .at = pos + 1 }) catch return error.OutOfMemory;
                 pos += entry;
             } else {
                 const frames = out[fill..][0..@intCast(entry - 8)];
@@ -530,27 +542,29 @@ pub const Writer = struct {
                 var hash = PayloadHash.init(h.seq);
                 hash.update(frames);
                 std.mem.writeInt(u64, out[fill + frames.len ..][0..8], hash.final(), .little);
+                copies.append(self.allocator, .{ .offset = rec.offset, .at = pos + fill + 1 }) catch return error.OutOfMemory;
                 fill += @intCast(entry);
             }
-            copied += 1;
         }
-        if (copied == 0) return 0;
+        if (copies.items.len == 0) return 0;
         if (fill > 0) try fileio.pwriteAll(pages_fd, out[0..fill], pos);
         try fileio.sync(pages_fd);
         // Second pass: point the slots at the entries.
-        var at = base;
+        var next: usize = 0;
         it = try RecordChunks.init(self, from);
         while (try it.next()) |rec| {
-            if (!self.needsCopy(wf, rec)) continue;
-            it.setMat(rec, at + 1);
-            at += @as(u64, rec.header.n_pages) * wf.frameSize() + 8;
+            if (next == copies.items.len) break;
+            if (rec.offset != copies.items[next].offset) continue;
+            if (rec.header != null) it.setMat(rec, copies.items[next].at);
+            next += 1;
         }
         try it.flush();
-        return copied;
+        return copies.items.len;
     }
 
     fn needsCopy(_: *Writer, wf: walread.WalFile, rec: RecordChunks.Item) bool {
-        return wf.sameCycle(rec.header.wal_salt1, rec.header.wal_salt2) and rec.mat == 0;
+        const h = rec.header orelse return false;
+        return wf.sameCycle(h.wal_salt1, h.wal_salt2) and rec.mat == 0;
     }
 
     /// An entry too large for the copy buffer, frame by frame.
