@@ -73,8 +73,13 @@ def list_databases(store: S3Store) -> list[str]:
     names: list[str] = []
     for prefix in store.list_prefixes(""):
         parsed = layout.split_generation_prefix(prefix)
-        if parsed and parsed[0] not in names:
-            names.append(parsed[0])
+        if parsed is None or parsed[0] in names:
+            continue
+        try:
+            # Names come from the bucket and may become local file names.
+            names.append(layout.validate_db_name(parsed[0]))
+        except LayoutError as exc:
+            log.warning("ignoring %r in the bucket: %s", prefix, exc)
     return names
 
 

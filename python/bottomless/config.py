@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
+from dataclasses import field as dc_field
 from typing import Any
+from urllib.parse import urlsplit
 
 from bottomless.compression import CODECS
+from bottomless.crypto import Cipher
 from bottomless.errors import ConfigError, LayoutError
 from bottomless.layout import validate_db_name
 
 ENV_PREFIX = "LIBSQL_BOTTOMLESS_"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,18 @@ class Config:
     spool_warn_bytes: int = 256 * 1024 * 1024
     # How long shutdown may spend shipping what is left.
     shutdown_timeout_secs: float = 10.0
+    # Client-side encryption (AES-256-GCM) of snapshots and batches: base64
+    # of 32 bytes, or a file holding it. Never shown by repr() or in errors.
+    encryption_key: str | None = dc_field(default=None, repr=False)
+    encryption_key_file: str | None = None
+    # Plain http to an endpoint that is not on this machine is warned about
+    # unless this is set (loopback endpoints never are). https endpoints
+    # are always verified (boto3's default; AWS_CA_BUNDLE for private CAs).
+    allow_http: bool = False
+    # Single-writer lease of the database in the bucket, in seconds (0: no
+    # lease). The holder renews it when less than half is left: at most one
+    # PUT per lease_secs/2 while shipping, and the same while idle.
+    lease_secs: float = 300.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
@@ -69,6 +87,8 @@ class Config:
     def validate(self) -> None:
         if not self.endpoint.startswith(("http://", "https://")):
             raise ConfigError(f"{ENV_PREFIX}ENDPOINT: {self.endpoint!r} is not an http(s) URL")
+        if self.endpoint.startswith("http://") and not self.allow_http and not is_loopback(self.endpoint):
+            warn_plain_http(self.endpoint)
         if not self.bucket or "/" in self.bucket:
             raise ConfigError(f"{ENV_PREFIX}BUCKET: {self.bucket!r} is not a bucket name")
         if self.database_id is not None:
@@ -86,19 +106,59 @@ class Config:
             raise ConfigError(f"{ENV_PREFIX}SPOOL_WARN_BYTES: must not be negative")
         if self.shutdown_timeout_secs < 0:
             raise ConfigError(f"{ENV_PREFIX}SHUTDOWN_TIMEOUT_SECS: must not be negative")
+        if self.lease_secs < 0:
+            raise ConfigError(f"{ENV_PREFIX}LEASE_SECS: must not be negative (0 turns the lease off)")
+        self.cipher()  # a malformed key or unreadable key file fails now
         if self.compression not in CODECS:
             raise ConfigError(f"{ENV_PREFIX}COMPRESSION: {self.compression!r} is not one of {', '.join(CODECS)}")
 
+    def cipher(self) -> Cipher | None:
+        """The encryption key as a Cipher, or None when encryption is off."""
+        return Cipher.from_settings(self.encryption_key, self.encryption_key_file)
+
+
+_warned_http: set[str] = set()
+
+
+def warn_plain_http(endpoint: str) -> None:
+    """Once per endpoint: plain http to another machine exposes every object
+    (and lets the network alter it). Requests stay signed (SigV4 never sends
+    the secret key), so this warns rather than refuses."""
+    if endpoint in _warned_http:
+        return
+    _warned_http.add(endpoint)
+    log.warning(
+        "%sENDPOINT %s is plain http to another machine: objects travel unprotected "
+        "(use https, and %sENCRYPTION_KEY for client-side encryption); set %sALLOW_HTTP=1 to silence this",
+        ENV_PREFIX,
+        endpoint,
+        ENV_PREFIX,
+        ENV_PREFIX,
+    )
+
+
+def is_loopback(endpoint: str) -> bool:
+    """Whether ``endpoint``'s host is this machine (localhost, 127/8, ::1)."""
+    host = urlsplit(endpoint).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
 
 def _parse(name: str, raw: str, var: str) -> Any:
+    if name == "encryption_key":
+        return raw  # checked by validate(), whose errors never show it
     try:
         if name == "batch_interval_secs":
             return float(raw)
         if name in ("batch_max_frames", "snapshot_frames", "spool_warn_bytes"):
             return int(raw)
-        if name == "shutdown_timeout_secs":
+        if name in ("shutdown_timeout_secs", "lease_secs"):
             return float(raw)
-        if name in ("verify_crc", "autostart"):
+        if name in ("verify_crc", "autostart", "allow_http"):
             return parse_bool(raw)
     except ValueError:
         raise ConfigError(f"{var}: {raw!r} is not a valid value") from None

@@ -7,6 +7,7 @@
     <db-name>-<generation>/.meta                                      page size + seed
     <db-name>-<generation>/.changecounter                             db header bytes 24..27
     <db-name>-<generation>/.dep                                       parent generation (16 bytes)
+    <db-name>.lease                                                   single-writer lease (JSON, this project's)
 """
 
 from __future__ import annotations
@@ -38,7 +39,15 @@ def validate_db_name(name: str) -> str:
         raise LayoutError(f"database name {name!r} must not contain '..'")
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
         raise LayoutError(f"database name {name!r} must not contain control characters")
+    if name in (".", "~") or name.startswith("~"):
+        raise LayoutError(f"database name {name!r} cannot be used as a file name")
     return name
+
+
+def lease_key(db_name: str) -> str:
+    """The single-writer lease of ``db_name`` (outside every generation
+    folder, so a bottomless reader never sees it)."""
+    return f"{validate_db_name(db_name)}.lease"
 
 
 def db_name_for_path(path: str) -> str:

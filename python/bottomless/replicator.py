@@ -7,12 +7,22 @@ replicator lock ships; the others wait for it.
 
 Steady state touches S3 only to PUT batches: the replicator knows what it
 uploaded (``state.py``), so it never lists, and an idle database costs no
-request at all (idleness is seen on the local spool file).
+request at all (idleness is seen on the local spool file), except the
+renewal of its single-writer lease (``lease.py``): one conditional PUT per
+``lease_secs / 2``.
+
+Every object is written once (``If-None-Match: *``) and only while this
+replicator holds the database's lease, so a second writer (another machine,
+a restored copy started beside the original) stops at its first upload with
+FencedError instead of mixing its batches into the first one's generation.
+With an encryption key, snapshots and batches are encrypted (``crypto.py``)
+after compression.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import threading
@@ -24,12 +34,14 @@ from dataclasses import dataclass, replace
 from bottomless import catalog, layout
 from bottomless.compression import compress
 from bottomless.config import Config
+from bottomless.crypto import Cipher, encryption_metadata
 from bottomless.errors import BadCredentials, BottomlessError, EndpointUnreachable, S3Error
 from bottomless.frames import Chain, Meta
 from bottomless.generation import new_generation
+from bottomless.lease import FencedError, Lease
 from bottomless.lock import ReplicatorLock
 from bottomless.restore_on_open import forget_restore, restored_from
-from bottomless.s3 import S3Store
+from bottomless.s3 import PreconditionFailed, S3Store
 from bottomless.snapshot import ensure_wal, reconcile_spool, take_snapshot
 from bottomless.spool import Record, Spool, spool_dir
 from bottomless.state import ReplicatorState, load_state, save_state
@@ -40,6 +52,7 @@ log = logging.getLogger(__name__)
 POLL_SECS = 0.05
 ORPHAN_GIVE_UP_SECS = 600
 SNAPSHOT_REQUEST = "snapshot.request"
+ENCRYPTION_FILE = "encryption.json"  # which key (fingerprint) the current generation uses
 
 
 class DivergedError(BottomlessError):
@@ -66,6 +79,12 @@ class Replicator:
         self.db_name = self.config.database_id or layout.db_name_for_path(self.db_path)
         self.spool_dir = spool_dir(self.db_path)
         self.store = store or S3Store(self.config.endpoint, self.config.bucket)
+        self.cipher: Cipher | None = self.config.cipher()
+        self.lease: Lease | None = (
+            Lease(self.store, self.db_name, self.db_path, self.config.lease_secs)
+            if self.config.lease_secs > 0
+            else None
+        )
         self.lock = ReplicatorLock(self.spool_dir)
         self.spool = Spool(self.db_path)
         self.state: ReplicatorState | None = None
@@ -101,12 +120,23 @@ class Replicator:
             self._thread = None
         else:
             self._final_flush(limit)
+            self._release_lease()
         self.lock.release()
         self.spool.close()
 
     def run(self, exit_when_idle: bool = False, parent_pid: int | None = None) -> None:
         """The shipping loop. With ``exit_when_idle`` it returns once the
         spool is empty and (when given) ``parent_pid`` has exited."""
+        try:
+            self._run(exit_when_idle, parent_pid)
+        finally:
+            self._release_lease()
+
+    def _release_lease(self) -> None:
+        if self.lease is not None and self.lock.held:
+            self.lease.release()
+
+    def _run(self, exit_when_idle: bool, parent_pid: int | None) -> None:
         backoff = 0.0
         first_pending: float | None = None
         failing_since: float | None = None
@@ -135,7 +165,7 @@ class Replicator:
                     continue
                 try:
                     self.prepare()
-                except (DivergedError, BadCredentials) as exc:
+                except (DivergedError, BadCredentials, FencedError) as exc:
                     self._fail(exc)
                     return
                 except S3Error as exc:
@@ -165,7 +195,7 @@ class Replicator:
                     failing_since = None
                     first_pending = None
                     self._wake.clear()
-                except (DivergedError, BadCredentials) as exc:
+                except (DivergedError, BadCredentials, FencedError) as exc:
                     self._fail(exc)
                     return
                 except S3Error as exc:
@@ -181,12 +211,21 @@ class Replicator:
                     continue
             elif not pending and exit_when_idle and not _alive(parent_pid):
                 return
+            elif self.lease is not None and self.lease.due():
+                try:
+                    self.lease.renew()  # idle: keep the lease (one PUT per lease_secs / 2)
+                except FencedError as exc:
+                    self._fail(exc)
+                    return
+                except S3Error as exc:
+                    log.warning("could not renew the lease of %s (%s); will retry", self.db_name, exc)
             self._wake.wait(POLL_SECS)
         self._final_flush(self.config.shutdown_timeout_secs)
 
     def _fail(self, exc: BottomlessError) -> None:
         self.error = exc
         log.error("replication of %s stopped: %s", self.db_path, exc)
+        self._release_lease()
         self.lock.release()
 
     def _final_flush(self, limit: float) -> None:
@@ -203,6 +242,10 @@ class Replicator:
                     self.prepare()
                 self.ship()
                 return
+            except (DivergedError, FencedError) as exc:
+                self.error = exc
+                log.error("replication of %s stopped: %s", self.db_path, exc)
+                return
             except S3Error as exc:
                 log.warning("could not ship %s at shutdown (%s); the spool keeps it for next time", self.db_name, exc)
                 time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
@@ -211,6 +254,7 @@ class Replicator:
     def prepare(self) -> None:
         """Decide where shipping continues: the recorded generation, or a new one."""
         self.store.ensure_bucket()
+        self._guard()
         ensure_wal(self.db_path)
         reconcile_spool(self.db_path, self.spool)
         state = load_state(self.spool_dir)
@@ -229,6 +273,14 @@ class Replicator:
                 f"continues {state.generation}: another writer or a restore elsewhere moved on. Restore this "
                 "database (bottomless-cli restore) or start a new generation from it (bottomless-cli snapshot)."
             )
+        if state is not None and newest is not None and self._generation_key_id(state.generation) != self._key_id():
+            # Encryption was turned on or off, or the key changed: the rest
+            # of the history goes into a new generation with a new snapshot
+            # (which holds what the old one had not received yet).
+            log.info("the encryption key of %s changed; starting a new generation", self.db_name)
+            self.state = state
+            self.new_generation(parent=state.generation_id, finish_current=False)
+            return
         if state is not None and newest is not None:
             self.state = state
             self._fast_forward()
@@ -256,11 +308,17 @@ class Replicator:
         """Before an explicit new generation: keep shipping into the recorded
         generation only while it is still the bucket's newest."""
         self.store.ensure_bucket()
+        self._guard()
         ensure_wal(self.db_path)
         state = load_state(self.spool_dir)
         generations = catalog.list_generations(self.store, self.db_name)
         self._newest = generations[0] if generations else None
-        if state is not None and state.db_name == self.db_name and state.generation_id == self._newest:
+        if (
+            state is not None
+            and state.db_name == self.db_name
+            and state.generation_id == self._newest
+            and self._generation_key_id(state.generation) == self._key_id()
+        ):
             self.state = state
 
     def parent_generation(self) -> uuid.UUID | None:
@@ -274,24 +332,33 @@ class Replicator:
             return False
         return int.from_bytes(head[24:28], "big") > int.from_bytes(remote, "big")
 
-    def new_generation(self, parent: uuid.UUID | None) -> ReplicatorState:
+    def new_generation(self, parent: uuid.UUID | None, finish_current: bool = True) -> ReplicatorState:
         """Snapshot the database into a new generation and ship from there."""
-        if self.state is not None:
+        if self.state is not None and finish_current:
             # Whatever the current generation can still take goes there first.
             self.ship(records_only=True)
+        self._guard()
         snap = take_snapshot(self.db_path, self.spool)
         try:
             generation = new_generation()
+            if self.lease is not None:
+                self.lease.generation = str(generation)
             meta = Meta.new(snap.page_size)
             codec = self.config.compression
-            size = upload_file(self.store, layout.snapshot_key(self.db_name, generation, codec), snap.path, codec)
-            if parent is not None:
-                self.store.put(layout.dep_key(self.db_name, generation), layout.encode_dep(parent))
-            self.store.put(layout.change_counter_key(self.db_name, generation), snap.change_counter)
-            # .meta last: a generation without it was never finished.
-            self.store.put(layout.meta_key(self.db_name, generation), meta.encode())
+            try:
+                size = upload_file(
+                    self.store, layout.snapshot_key(self.db_name, generation, codec), snap.path, codec, self.cipher
+                )
+                if parent is not None:
+                    self._put_once(layout.dep_key(self.db_name, generation), layout.encode_dep(parent))
+                self._put_once(layout.change_counter_key(self.db_name, generation), snap.change_counter)
+                # .meta last: a generation without it was never finished.
+                self._put_once(layout.meta_key(self.db_name, generation), meta.encode())
+            except PreconditionFailed as exc:
+                raise FencedError(f"{exc}; this replicator stops shipping") from None
         finally:
             os.unlink(snap.path)
+        self._record_key_id(str(generation))
         chain = meta.chain()
         state = ReplicatorState(
             db_name=self.db_name,
@@ -319,7 +386,39 @@ class Replicator:
             snap.seq,
             f", parent {parent}" if parent else "",
         )
+        if self.cipher is not None:
+            log.info("generation %s is encrypted (aes-256-gcm, key id %s)", generation, self.cipher.key_id)
         return state
+
+    # ---- single writer, encryption ------------------------------------------------
+    def _guard(self) -> None:
+        """Before writing to S3: hold the lease (FencedError when another writer does)."""
+        if self.lease is not None:
+            self.lease.ensure()
+
+    def _put_once(self, key: str, body: bytes, metadata: dict[str, str] | None = None) -> None:
+        self.store.put(key, body, metadata=metadata, if_none_match=True)
+
+    def _key_id(self) -> str | None:
+        return self.cipher.key_id if self.cipher is not None else None
+
+    def _generation_key_id(self, generation: str) -> str | None:
+        """Fingerprint of the key the generation was started with (None: not encrypted)."""
+        try:
+            raw = json.loads(open(os.path.join(self.spool_dir, ENCRYPTION_FILE)).read())
+        except (FileNotFoundError, ValueError):
+            return None
+        if not isinstance(raw, dict) or raw.get("generation") != generation:
+            return None
+        key_id = raw.get("key_id")
+        return str(key_id) if key_id else None
+
+    def _record_key_id(self, generation: str) -> None:
+        path = os.path.join(self.spool_dir, ENCRYPTION_FILE)
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump({"generation": generation, "key_id": self._key_id()}, f)
+        os.replace(tmp, path)
 
     def request_snapshot(self) -> None:
         self._snapshot_requested = True
@@ -427,6 +526,9 @@ class Replicator:
         first, last = state.next_frame, state.next_frame + frames - 1
         codec = self.config.compression
         key = layout.batch_key(self.db_name, state.generation_id, first, last, records[-1].unix_ms // 1000, codec)
+        body = compress(b"".join(parts), codec)
+        if self.cipher is not None:
+            body = self.cipher.encrypt(body, key)
         new_state = replace(
             state,
             next_frame=last + 1,
@@ -434,13 +536,17 @@ class Replicator:
             shipped_seq=records[-1].seq,
             frames_since_snapshot=state.frames_since_snapshot + frames,
         )
-        batch = _Batch(key, compress(b"".join(parts), codec), records[-1], new_state, len(records), frames)
+        batch = _Batch(key, body, records[-1], new_state, len(records), frames)
         self._pending = batch
         self._put(batch)
         return len(records)
 
     def _put(self, batch: _Batch) -> None:
-        self.store.put(batch.key, batch.body)
+        self._guard()
+        try:
+            self._put_once(batch.key, batch.body, encryption_metadata(self.cipher))
+        except PreconditionFailed as exc:
+            raise FencedError(f"{exc}; this replicator stops shipping") from None
         save_state(self.spool_dir, batch.state)
         self.state = batch.state
         self._pending = None

@@ -25,6 +25,7 @@ from bottomless import catalog, layout
 from bottomless._native import Native, load
 from bottomless.catalog import Batch, Generation
 from bottomless.compression import decompress
+from bottomless.crypto import KEY_FILE_VAR, KEY_VAR, Cipher, EncryptionError, is_encrypted
 from bottomless.errors import (
     BottomlessError,
     CompressionError,
@@ -41,6 +42,7 @@ from bottomless.snapshot_check import snapshot_pages
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]  # (objects done, objects total)
+FROM_ENV = "from-env"  # restore(cipher=...) default: the key in the environment, if any
 
 
 @dataclass(frozen=True)
@@ -189,8 +191,14 @@ def restore(
     workers: int = 8,
     progress: Progress | None = None,
     native: Native | None = None,
+    cipher: Cipher | None | str = FROM_ENV,
 ) -> RestoreResult:
-    """Restore ``db_name`` into the file ``target`` (replaced atomically)."""
+    """Restore ``db_name`` into the file ``target`` (replaced atomically).
+
+    ``cipher`` decrypts encrypted generations; by default the key comes from
+    LIBSQL_BOTTOMLESS_ENCRYPTION_KEY(_FILE). Unencrypted generations restore
+    with or without a key."""
+    key: Cipher | None = Cipher.from_env() if isinstance(cipher, str) else cipher
     chosen = choose_generation(store, db_name, generation, until)
     log.info("Restoring from generation %s", chosen)
     plan = plan_restore(store, db_name, chosen, until)
@@ -198,7 +206,7 @@ def restore(
     fd, tmp = tempfile.mkstemp(prefix=f".{target_path.name}.restore-", dir=target_path.parent)
     os.close(fd)
     try:
-        result = _build(store, plan, tmp, verify, workers, progress, native or load())
+        result = _build(store, plan, tmp, verify, workers, progress, native or load(), key)
         _install(tmp, target_path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -214,6 +222,7 @@ def _build(
     workers: int,
     progress: Progress | None,
     native: Native,
+    cipher: Cipher | None = None,
 ) -> RestoreResult:
     page_size = plan.page_size
     total = plan.batch_count + 1
@@ -221,7 +230,10 @@ def _build(
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         jobs = _prefetch(pool, store, plan, workers * 2)
         _, snapshot_future = next(jobs)
-        snapshot = _decoded(snapshot_future, plan.snapshot_key, plan.snapshot_compression)
+        raw = _fetched(snapshot_future, plan.snapshot_key)
+        encrypted = is_encrypted(raw)
+        snapshot = _decoded(raw, plan.snapshot_key, plan.snapshot_compression, cipher, encrypted)
+        del raw
         try:
             db_size = snapshot_pages(snapshot, page_size)
         except ValueError as exc:
@@ -237,7 +249,7 @@ def _build(
             chain = step.meta.chain()
             for batch in step.batches:
                 _, future = next(jobs)
-                data = _decoded(future, batch.key, batch.compression)
+                data = _decoded(_fetched(future, batch.key), batch.key, batch.compression, cipher, encrypted)
                 try:
                     count = frame_count(data, page_size)
                 except ValueError as exc:
@@ -298,15 +310,39 @@ def _prefetch(pool: ThreadPoolExecutor, store: S3Store, plan: Plan, window: int)
         yield pending.popleft()
 
 
-def _decoded(future: Future[bytes], key: str, codec: str) -> bytes:
+def _fetched(future: Future[bytes], key: str) -> bytes:
     try:
-        return decompress(future.result(), codec, key)
+        return future.result()
     except NoSuchObject:
         raise RestoreError(f"object {key!r} disappeared during the restore") from None
-    except CompressionError as exc:
-        raise RestoreError(str(exc)) from None
     except BottomlessError as exc:
         raise RestoreError(f"could not fetch {key!r}: {exc}") from exc
+
+
+def _decoded(data: bytes, key: str, codec: str, cipher: Cipher | None, generation_encrypted: bool) -> bytes:
+    """Decrypt (when encrypted) and decompress one object. Within a restore
+    every object is encrypted or none is, as its snapshot: a plaintext object
+    in an encrypted history (or the reverse) is refused, not trusted."""
+    if is_encrypted(data) != generation_encrypted:
+        state = "is" if is_encrypted(data) else "is not"
+        raise RestoreError(
+            f"object {key!r} {state} encrypted but the snapshot it continues {'is not' if state == 'is' else 'is'}; "
+            "refusing a mixed (possibly substituted) history"
+        )
+    if generation_encrypted:
+        if cipher is None:
+            raise RestoreError(
+                f"object {key!r} is encrypted (aes-256-gcm): set {KEY_VAR} "
+                f"(base64 of the 32-byte key) or {KEY_FILE_VAR}"
+            )
+        try:
+            data = cipher.decrypt(data, key)
+        except EncryptionError as exc:
+            raise RestoreError(str(exc)) from None
+    try:
+        return decompress(data, codec, key)
+    except CompressionError as exc:
+        raise RestoreError(str(exc)) from None
 
 
 def integrity_check(path: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import time
@@ -29,6 +30,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 REQUEST_KINDS = ("PUT", "GET", "LIST", "DELETE", "HEAD")
+# A conditional write lost: the object exists (If-None-Match) or changed (If-Match).
+_PRECONDITION_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
+# Files up to this size are uploaded with one conditional PUT (streamed from
+# the file); larger ones with boto3's multipart transfer, unconditionally.
+SINGLE_PUT_LIMIT = 64 * 1024 * 1024
 _CREDENTIAL_CODES = {
     "InvalidAccessKeyId",
     "SignatureDoesNotMatch",
@@ -73,6 +79,14 @@ def request_kind(operation: str) -> str:
     if operation.startswith("Get"):
         return "GET"
     return "PUT"  # Put*, Create*, UploadPart, Complete*, Copy*
+
+
+class PreconditionFailed(S3Error):
+    """A conditional PUT was refused: another writer wrote the object first."""
+
+    def __init__(self, key: str, message: str | None = None) -> None:
+        super().__init__(message or f"object {key!r} was written by someone else (conditional write refused)")
+        self.key = key
 
 
 @dataclass
@@ -203,6 +217,8 @@ class S3Store:
             )
         if code in ("NoSuchKey", "404", "NotFound") and key is not None:
             return NoSuchObject(key)
+        if code in _PRECONDITION_CODES and key is not None:
+            return PreconditionFailed(key)
         if code in _CREDENTIAL_CODES:
             return BadCredentials(
                 f"S3 at {self.endpoint} refused the credentials for bucket {self.bucket!r} "
@@ -228,18 +244,79 @@ class S3Store:
             )
 
     # -- objects --------------------------------------------------------------
-    def put(self, key: str, data: bytes, metadata: dict[str, str] | None = None) -> None:
-        self._call(
-            f"PUT {key}",
-            lambda: self.client.put_object(Bucket=self.bucket, Key=key, Body=data, Metadata=metadata or {}),
+    def put(
+        self,
+        key: str,
+        data: bytes,
+        metadata: dict[str, str] | None = None,
+        if_none_match: bool = False,
+        if_match: str | None = None,
+    ) -> str:
+        """PUT ``data``; returns the new ETag.
+
+        ``if_none_match``: write once (``If-None-Match: *``). When the object
+        already exists with exactly ``data`` (our own earlier attempt whose
+        answer was lost, then retried) that counts as success; otherwise
+        PreconditionFailed. ``if_match``: replace only the version with this
+        ETag, else PreconditionFailed (the caller decides what it means)."""
+        args: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "Body": data, "Metadata": metadata or {}}
+        if if_none_match:
+            args["IfNoneMatch"] = "*"
+        if if_match is not None:
+            args["IfMatch"] = if_match
+        try:
+            response = self._call(f"PUT {key}", lambda: self.client.put_object(**args), key)
+        except PreconditionFailed:
+            if not if_none_match:
+                raise
+            return self._same_object(key, lambda: data)
+        return str(response.get("ETag", ""))
+
+    def _same_object(self, key: str, expected: Callable[[], bytes]) -> str:
+        """After If-None-Match failed: the stored object's ETag when it holds
+        exactly what we meant to write, else PreconditionFailed."""
+        stored = self.get_with_etag(key)
+        if stored is not None and stored[0] == expected():
+            log.info("%s already holds what we sent (a retried write); continuing", key)
+            return stored[1]
+        raise PreconditionFailed(
             key,
+            f"object {key!r} already exists with other content: another writer is shipping this database",
         )
 
-    def put_file(self, key: str, path: str, transfer: Any = None) -> None:
-        """Upload a file with boto3's managed transfer (multipart when large)."""
+    def put_file(
+        self,
+        key: str,
+        path: str,
+        transfer: Any = None,
+        metadata: dict[str, str] | None = None,
+        if_none_match: bool = False,
+    ) -> None:
+        """Upload a file. Up to SINGLE_PUT_LIMIT bytes: one PUT streamed from
+        the file (conditional when asked); larger: boto3's managed transfer
+        (multipart, parallel), which cannot carry ``If-None-Match``."""
+        size = os.path.getsize(path)
+        if size <= SINGLE_PUT_LIMIT:
+
+            def send() -> Any:
+                with open(path, "rb") as body:
+                    args: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "Body": body}
+                    args["Metadata"] = metadata or {}
+                    if if_none_match:
+                        args["IfNoneMatch"] = "*"
+                    return self.client.put_object(**args)
+
+            try:
+                self._call(f"PUT {key}", send, key)
+            except PreconditionFailed:
+                if not if_none_match:
+                    raise
+                self._same_object(key, lambda: _read(path))
+            return
+        extra = {"Metadata": metadata} if metadata else None
         self._call(
             f"PUT {key}",
-            lambda: self.client.upload_file(path, self.bucket, key, Config=transfer),
+            lambda: self.client.upload_file(path, self.bucket, key, ExtraArgs=extra, Config=transfer),
             key,
         )
 
@@ -252,6 +329,19 @@ class S3Store:
             return body
 
         return self._call(f"GET {key}", fetch, key)
+
+    def get_with_etag(self, key: str) -> tuple[bytes, str] | None:
+        """(body, ETag) of the object, or None when it is missing."""
+
+        def fetch() -> tuple[bytes, str]:
+            response = self.client.get_object(Bucket=self.bucket, Key=key)
+            body: bytes = response["Body"].read()
+            return body, str(response.get("ETag", ""))
+
+        try:
+            return self._call(f"GET {key}", fetch, key)
+        except NoSuchObject:
+            return None
 
     def get_or_none(self, key: str) -> bytes | None:
         try:
@@ -319,6 +409,11 @@ class S3Store:
                 )
             deleted += len(chunk)
         return deleted
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
 
 
 def _code(exc: botocore.exceptions.ClientError) -> str:

@@ -1,5 +1,7 @@
-"""Large-object transfers: compress a file to a temporary file in bounded
-memory and upload it with boto3's managed (multipart, parallel) transfer."""
+"""Large-object transfers: compress (then, with a key, encrypt chunk by
+chunk) a file to a temporary file in bounded memory and upload it: one
+conditional PUT (write once) up to s3.SINGLE_PUT_LIMIT, else boto3's managed
+(multipart, parallel) transfer."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import tempfile
 import zstandard
 from boto3.s3.transfer import TransferConfig
 
+from bottomless.crypto import Cipher, encryption_metadata
 from bottomless.s3 import S3Store
 
 CHUNK = 1 << 20
@@ -31,12 +34,18 @@ def compress_file(src: str, codec: str, dest_dir: str) -> str:
     return out
 
 
-def upload_file(store: S3Store, key: str, path: str, codec: str) -> int:
-    """Upload ``path`` compressed with ``codec`` to ``key``; returns its size in S3."""
-    packed = compress_file(path, codec, os.path.dirname(path))
+def upload_file(store: S3Store, key: str, path: str, codec: str, cipher: Cipher | None = None) -> int:
+    """Upload ``path`` compressed with ``codec`` (and encrypted when
+    ``cipher`` is given) to ``key``, written once; returns its size in S3."""
+    folder = os.path.dirname(path)
+    packed = compress_file(path, codec, folder)
     try:
+        if cipher is not None:
+            sealed = cipher.encrypt_file(packed, key, folder)
+            os.unlink(packed)
+            packed = sealed
         size = os.path.getsize(packed)
-        store.put_file(key, packed, TRANSFER)
+        store.put_file(key, packed, TRANSFER, metadata=encryption_metadata(cipher), if_none_match=True)
         return size
     finally:
         os.unlink(packed)
