@@ -28,7 +28,7 @@ def iterations() -> int:
     return 4
 
 
-def run_writer(db: Path, env: dict[str, str], seed: int, rng: random.Random) -> tuple[int, int]:
+def run_writer(db: Path, env: dict[str, str], seed: int, rng: random.Random, late: bool) -> tuple[int, int]:
     """Start the writer, kill it with SIGKILL after a random moment; returns
     (highest id reported committed, highest id reported durable)."""
     proc = subprocess.Popen(
@@ -48,8 +48,10 @@ def run_writer(db: Path, env: dict[str, str], seed: int, rng: random.Random) -> 
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
-    # Sometimes early (while it opens, restores or snapshots), mostly mid-stream.
-    time.sleep(rng.choice([rng.uniform(0.05, 0.6), rng.uniform(0.8, 3.0), rng.uniform(0.8, 3.0)]))
+    # Sometimes early (while it opens, restores or snapshots), mostly
+    # mid-stream; `late` leaves time for durable ids, so no run proves nothing.
+    pause = rng.uniform(4.0, 5.0) if late else rng.choice([rng.uniform(0.05, 0.6), rng.uniform(0.8, 3.0)])
+    time.sleep(pause)
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
     reader.join(10)
@@ -73,7 +75,7 @@ def test_sigkill_writer_then_sync_and_restore(tmp_path: Path, cli_env: dict[str,
     all_durable = 0
     all_committed = 0
     for it in range(total):
-        committed, durable = run_writer(db, cli_env, seed + it, rng)
+        committed, durable = run_writer(db, cli_env, seed + it, rng, late=it == 0)
         all_committed, all_durable = max(all_committed, committed), max(all_durable, durable)
         if not db.exists():
             continue  # killed before the database was even created

@@ -27,6 +27,7 @@ _INT_DEFINE = re.compile(r"^\s*#\s*define\s+[A-Za-z_][A-Za-z0-9_]*\s+-?\d+\b")
 OK = 0
 DONE = 1
 BUSY = 2
+CORRUPT = -2
 
 
 def header_path() -> Path:

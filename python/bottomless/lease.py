@@ -14,9 +14,11 @@ for the same file, continues the lease at once; a copy elsewhere (another
 machine, a restored file beside the original) is another owner and must wait
 until the lease is released (clean shutdown) or expires.
 
-Cost: the holder renews when less than half of ``lease_secs`` is left, also
-while idle: at most one PUT per ``lease_secs / 2`` (576 PUTs a day at the
-default 300 s), plus one GET and one PUT when a replicator starts. Expiry is
+Cost: the holder renews before an upload when less than half of
+``lease_secs`` is left: at most one PUT per ``lease_secs / 2`` under steady
+writes, none while idle (an idle holder lets the lease lapse and finds out at
+its next upload whether another writer took it), plus one GET and one PUT
+when a replicator starts. Expiry is
 judged by the wall clocks of the machines involved, which must agree to well
 within ``lease_secs / 2``.
 """
@@ -159,10 +161,6 @@ class Lease:
             self.acquire()
         elif self.expires_at - self.clock() < self.ttl / 2:
             self.renew()
-
-    def due(self) -> bool:
-        """Whether an idle holder should renew now."""
-        return self.etag is not None and self.expires_at - self.clock() < self.ttl / 2
 
     def renew(self) -> None:
         assert self.etag is not None

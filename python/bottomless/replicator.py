@@ -7,9 +7,9 @@ replicator lock ships; the others wait for it.
 
 Steady state touches S3 only to PUT batches: the replicator knows what it
 uploaded (``state.py``), so it never lists, and an idle database costs no
-request at all (idleness is seen on the local spool file), except the
-renewal of its single-writer lease (``lease.py``): one conditional PUT per
-``lease_secs / 2``.
+request at all (idleness is seen on the local spool file). Its single-writer
+lease (``lease.py``) is renewed only before uploads: an idle holder may let
+it lapse, and learns at its next upload whether another writer took over.
 
 Every object is written once (``If-None-Match: *``) and only while this
 replicator holds the database's lease, so a second writer (another machine,
@@ -32,10 +32,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from bottomless import catalog, layout
+from bottomless._native import CORRUPT
 from bottomless.compression import compress
 from bottomless.config import Config
 from bottomless.crypto import Cipher, encryption_metadata
-from bottomless.errors import BadCredentials, BottomlessError, EndpointUnreachable, S3Error
+from bottomless.errors import BadCredentials, BottomlessError, EndpointUnreachable, NativeError, S3Error
 from bottomless.frames import Chain, Meta
 from bottomless.generation import new_generation
 from bottomless.lease import FencedError, Lease
@@ -209,16 +210,31 @@ class Replicator:
                     self._warn_if_spool_large()
                     self._stop.wait(backoff)
                     continue
-            elif not pending and exit_when_idle and not _alive(parent_pid):
-                return
-            elif self.lease is not None and self.lease.due():
-                try:
-                    self.lease.renew()  # idle: keep the lease (one PUT per lease_secs / 2)
-                except FencedError as exc:
+                except NativeError as exc:
+                    if exc.code != CORRUPT or self.state is None:
+                        self._fail(exc)
+                        return
+                    # Pages of a transaction are gone (the WAL was reset
+                    # behind the extension's back): what S3 holds cannot be
+                    # continued, so start over from a snapshot.
+                    log.error("%s; starting a new generation of %s", exc.message, self.db_name)
+                    try:
+                        self.new_generation(parent=self.state.generation_id)
+                    except BottomlessError as again:
+                        self._fail(again)
+                        return
+                except BottomlessError as exc:
                     self._fail(exc)
                     return
-                except S3Error as exc:
-                    log.warning("could not renew the lease of %s (%s); will retry", self.db_name, exc)
+                except Exception as exc:  # a bug: say so instead of dying silently
+                    log.exception("replicator of %s failed", self.db_name)
+                    self._fail(BottomlessError(f"replicator failed unexpectedly: {exc!r}"))
+                    return
+            elif not pending and exit_when_idle and not _alive(parent_pid):
+                return
+            elif not pending:
+                # flush() with nothing to ship: nothing left to hurry.
+                self._wake.clear()
             self._wake.wait(POLL_SECS)
         self._final_flush(self.config.shutdown_timeout_secs)
 

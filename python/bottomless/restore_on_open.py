@@ -39,7 +39,7 @@ def restore_if_missing(db_path: str, config: Config, store: S3Store) -> RestoreR
         return None
     for suffix in ("-wal", "-shm"):
         Path(db_path + suffix).unlink(missing_ok=True)
-    result = restore(store, db_name, db_path, verify=config.verify_crc)
+    result = restore(store, db_name, db_path, verify=config.verify_crc, cipher=config.cipher())
     mark_restored(db_path, str(result.generation))
     log.info("restored %s from generation %s (%d pages)", db_path, result.generation, result.db_size)
     return result
