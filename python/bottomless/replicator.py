@@ -41,6 +41,7 @@ from bottomless.frames import Chain, Meta
 from bottomless.generation import new_generation
 from bottomless.lease import FencedError, Lease
 from bottomless.lock import ReplicatorLock
+from bottomless.merging import MergeRun
 from bottomless.restore_on_open import forget_restore, restored_from
 from bottomless.s3 import PreconditionFailed, S3Store
 from bottomless.snapshot import ensure_wal, reconcile_spool, take_snapshot
@@ -71,6 +72,8 @@ class _Batch:
     state: ReplicatorState
     records: int
     frames: int
+    first: int
+    raw: bytes  # the uncompressed frames, for merging
 
 
 class Replicator:
@@ -90,6 +93,7 @@ class Replicator:
         self.spool = Spool(self.db_path)
         self.state: ReplicatorState | None = None
         self._pending: _Batch | None = None
+        self._merge = MergeRun()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -353,6 +357,7 @@ class Replicator:
         if self.state is not None and finish_current:
             # Whatever the current generation can still take goes there first.
             self.ship(records_only=True)
+        self._merge.clear()
         self._guard()
         snap = take_snapshot(self.db_path, self.spool)
         try:
@@ -542,7 +547,8 @@ class Replicator:
         first, last = state.next_frame, state.next_frame + frames - 1
         codec = self.config.compression
         key = layout.batch_key(self.db_name, state.generation_id, first, last, records[-1].unix_ms // 1000, codec)
-        body = compress(b"".join(parts), codec)
+        raw = b"".join(parts)
+        body = compress(raw, codec)
         if self.cipher is not None:
             body = self.cipher.encrypt(body, key)
         new_state = replace(
@@ -552,7 +558,7 @@ class Replicator:
             shipped_seq=records[-1].seq,
             frames_since_snapshot=state.frames_since_snapshot + frames,
         )
-        batch = _Batch(key, body, records[-1], new_state, len(records), frames)
+        batch = _Batch(key, body, records[-1], new_state, len(records), frames, first, raw)
         self._pending = batch
         self._put(batch)
         return len(records)
@@ -575,6 +581,28 @@ class Replicator:
             len(batch.body),
             self.store.stats.snapshot(),
         )
+        unix_secs = batch.last.unix_ms // 1000
+        if self._merge.add(batch.first, batch.state.next_frame - 1, unix_secs, batch.raw):
+            self._upload_merged()
+
+    def _upload_merged(self) -> None:
+        """One object for the run of small batches just shipped (an extra the
+        restore prefers; losing it loses nothing, so failures only log)."""
+        assert self.state is not None
+        first, last, unix_secs, raw = self._merge.take()
+        codec = self.config.compression
+        key = layout.batch_key(self.db_name, self.state.generation_id, first, last, unix_secs, codec)
+        body = compress(raw, codec)
+        if self.cipher is not None:
+            body = self.cipher.encrypt(body, key)
+        try:
+            self._guard()
+            self._put_once(key, body, encryption_metadata(self.cipher))
+            log.info("merged frames %d-%d into %s (%d bytes)", first, last, key, len(body))
+        except PreconditionFailed:
+            log.info("%s exists already", key)
+        except S3Error as exc:
+            log.warning("could not upload merged batch %s (%s); restores fetch the small ones", key, exc)
 
     def _ack_through(self, seq: int) -> None:
         last: Record | None = None

@@ -162,22 +162,28 @@ def plan_restore(store: S3Store, db_name: str, generation: uuid.UUID, until: dat
 
 
 def select_batches(gen: Generation, until: datetime | None) -> list[Batch]:
-    """The gap-free run of batches from frame 1 (up to ``until``)."""
+    """The gap-free run of batches from frame 1 (up to ``until``), taking at
+    each frame the batch that reaches furthest: a merged object where the
+    replicator made one, the small batches where the time limit falls inside
+    it. Identical ranges (a re-sent batch) count once."""
     limit = None if until is None else until.timestamp()
+    allowed = [b for b in gen.batches if limit is None or b.unix_secs <= limit]
+    furthest: dict[int, Batch] = {}
+    for candidate in allowed:
+        best = furthest.get(candidate.first)
+        if best is None or candidate.last > best.last:
+            furthest[candidate.first] = candidate
     chosen: list[Batch] = []
     expected = 1
-    for batch in gen.batches:
-        if limit is not None and batch.unix_secs > limit:
-            break
-        if chosen and (batch.first, batch.last) == (chosen[-1].first, chosen[-1].last):
-            log.debug("skipping duplicate batch %s", batch.key)
-            continue
-        if batch.first != expected:
-            raise RestoreError(
-                f"gap in generation {gen.prefix}: expected a batch starting at frame {expected}, found {batch.key}"
-            )
-        chosen.append(batch)
-        expected = batch.last + 1
+    while (step := furthest.get(expected)) is not None:
+        chosen.append(step)
+        expected = step.last + 1
+    beyond = [b for b in allowed if b.last >= expected]
+    if beyond:
+        raise RestoreError(
+            f"gap in generation {gen.prefix}: expected a batch starting at frame {expected}, "
+            f"found {min(beyond, key=lambda b: b.first).key}"
+        )
     return chosen
 
 
