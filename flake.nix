@@ -18,6 +18,7 @@
           cffi
           click
           zstandard
+          cryptography
           # tests and tooling
           pytest
           hypothesis
