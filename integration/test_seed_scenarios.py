@@ -41,15 +41,19 @@ PY_WRITER = """
 import json, sys
 import bottomless
 db, endpoint, bucket, host, statements, timeout = sys.argv[1:7]
+sqls = json.loads(statements)
+# The seed's "PRAGMA page_size=N" before WAL mode: given to connect(), which
+# creates the database in WAL mode with it.
+page_size = int(sqls.pop(0).split("=")[1]) if sqls and sqls[0].startswith("PRAGMA page_size=") else None
 if host == "python":
-    conn = bottomless.connect(db, endpoint=endpoint, bucket=bucket, isolation_level=None)
-    for sql in json.loads(statements):
+    conn = bottomless.connect(db, endpoint=endpoint, bucket=bucket, isolation_level=None, page_size=page_size)
+    for sql in sqls:
         conn.execute(sql)
     conn.flush()
     conn.close()
 else:
-    conn = bottomless.connect_apsw(db, endpoint=endpoint, bucket=bucket)
-    for sql in json.loads(statements):
+    conn = bottomless.connect_apsw(db, endpoint=endpoint, bucket=bucket, page_size=page_size)
+    for sql in sqls:
         conn.execute(sql)
     conn.close()
     bottomless.wait_durable(db, timeout=float(timeout))

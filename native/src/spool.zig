@@ -494,10 +494,8 @@ pub const Writer = struct {
     /// the current WAL into `pages`, before SQLite overwrites, truncates or
     /// deletes the WAL. Write lock held. Returns records copied.
     ///
-    /// Two passes keep it cheap and safe: first every entry is written (big
-    /// sequential writes) and synced, then the records' slots are pointed at
-    /// them, so a slot never names pages that are not on disk. Entries are
-    /// laid out in record order, so both passes compute the same offsets.
+    /// Two passes: first every entry is written (big sequential writes),
+    /// then the records' slots are pointed at them.
     pub fn materialize(self: *Writer) Error!u64 {
         try self.refresh();
         const wal = (try self.walFd()) orelse return 0;
@@ -548,7 +546,10 @@ pub const Writer = struct {
         }
         if (copies.items.len == 0) return 0;
         if (fill > 0) try fileio.pwriteAll(pages_fd, out[0..fill], pos);
-        try fileio.sync(pages_fd);
+        // No fsync of `pages` here: after a power loss a slot may name an
+        // entry that did not reach the disk, which its hash exposes (the
+        // replicator then starts a new generation from a snapshot). The
+        // spool itself is synced by the caller before the WAL is reused.
         // Second pass: point the slots at the entries.
         var next: usize = 0;
         it = try RecordChunks.init(self, from);
@@ -615,6 +616,10 @@ pub const Reader = struct {
     fd: fileio.Fd = -1,
     wal_fd: fileio.Fd = -1,
     buf: []u8 = &.{},
+    /// The newest record read from `pages`, and where its entry ends: once
+    /// it is acknowledged, `pages` up to there can go (entries are laid out
+    /// in record order).
+    copied: ?struct { seq: u64, end: u64 } = null,
     allocator: std.mem.Allocator,
 
     pub fn open(allocator: std.mem.Allocator, db_path: []const u8) Error!Reader {
@@ -676,7 +681,10 @@ pub const Reader = struct {
         if (out.len < @as(usize, count) * fsz) return error.BufferTooSmall;
         for (0..2) |_| {
             const at = try readMat(self.fd, offset, h.seq);
-            if (at != 0) return self.framesFromCopy(at - 1, h, first, count, chain, out);
+            if (at != 0) {
+                self.copied = .{ .seq = h.seq, .end = at - 1 + h.entrySize() };
+                return self.framesFromCopy(at - 1, h, first, count, chain, out);
+            }
             if (try self.framesFromWal(h, first, count, chain, out)) return;
         }
         // Not in the WAL (any more) and not copied: the WAL was reset by
@@ -735,11 +743,21 @@ pub const Reader = struct {
         if (h.seq < prev.acked_seq) return;
         try writeAck(&self.paths, .{ .acked_seq = h.seq, .next_offset = offset + record_size, .last_record_offset = offset });
         fileio.punchPrefix(self.fd, offset / 4096 * 4096);
+        // Entries in `pages` are in record order: everything up to the end
+        // of the newest acknowledged record's entry (it may have been copied
+        // after we read it from the WAL) or of the newest one we read from
+        // `pages` can go.
+        var end: u64 = 0;
         const at = try readMat(self.fd, offset, h.seq);
-        if (at != 0) {
+        if (at != 0) end = at - 1 + h.entrySize();
+        if (self.copied) |c| if (c.seq <= h.seq) {
+            end = @max(end, c.end);
+            self.copied = null;
+        };
+        if (end > 0) {
             if (try fileio.openIfExists(Paths.z(&self.paths.pages), true)) |pfd| {
                 defer fileio.close(pfd);
-                fileio.punchPrefix(pfd, (at - 1 + h.entrySize()) / 4096 * 4096);
+                fileio.punchPrefix(pfd, end / 4096 * 4096);
             }
         }
     }

@@ -21,6 +21,10 @@ from bottomless.snapshot import ensure_wal
 from bottomless.sqlite_vfs import register_python_sqlite
 
 
+def _is_new(path: str) -> bool:
+    return not os.path.exists(path) or os.path.getsize(path) == 0
+
+
 class Connection(sqlite3.Connection):
     """A sqlite3.Connection with its replicator attached."""
 
@@ -38,17 +42,14 @@ class Connection(sqlite3.Connection):
         atexit.unregister(self.replicator.stop)
 
 
-def replicated(db_path: str, config: Config) -> Replicator:
-    """Restore ``db_path`` if it is missing, put it in WAL mode, and start
-    shipping it; the common part of every in-process front door."""
+def replicated(db_path: str, config: Config, page_size: int | None = None) -> Replicator:
+    """Restore ``db_path`` if it is missing, put it in WAL mode (a new
+    database with ``page_size``), and start shipping it; the common part of
+    every in-process front door."""
     store = S3Store(config.endpoint, config.bucket)
     restore_if_missing(db_path, config, store)
     register_python_sqlite()
-    if os.path.exists(db_path) and os.path.getsize(db_path) > 0:
-        ensure_wal(db_path)
-    # A new database stays as the application makes it (page size first, as
-    # in PRAGMA page_size=65536; PRAGMA journal_mode=wal); the replicator
-    # switches it to WAL once it has content, if the application did not.
+    ensure_wal(db_path, page_size if _is_new(db_path) else None)
     rep = Replicator(db_path, config, store)
     rep.start()
     atexit.register(rep.stop)
@@ -62,23 +63,25 @@ def connect(
     bucket: str | None = None,
     database_id: str | None = None,
     config: Config | None = None,
+    page_size: int | None = None,
     **kwargs: Any,
 ) -> Connection:
     """Open ``path`` through the bottomless VFS with replication behind it.
 
     Settings come from ``config``, else the LIBSQL_BOTTOMLESS_* variables,
-    with the keyword arguments taking precedence. Other keyword arguments go
-    to ``sqlite3.connect``.
+    with the keyword arguments taking precedence. A new database is created
+    in WAL mode, with ``page_size`` when given (it cannot change after).
+    Other keyword arguments go to ``sqlite3.connect``.
     """
     cfg = (config or Config.from_env()).with_overrides(endpoint=endpoint, bucket=bucket, database_id=database_id)
-    rep = replicated(path, cfg)
+    rep = replicated(path, cfg, page_size)
     conn = sqlite3.connect(f"file:{path}?vfs=bottomless", uri=True, factory=Connection, **kwargs)
     assert isinstance(conn, Connection)
     conn.replicator = rep
     return conn
 
 
-def connect_apsw(path: str, *, config: Config | None = None, **overrides: Any) -> Any:
+def connect_apsw(path: str, *, config: Config | None = None, page_size: int | None = None, **overrides: Any) -> Any:
     """The apsw equivalent. apsw runs its own copy of SQLite, and two copies
     in one process must never open the same file (closing one's descriptor
     drops the other's POSIX locks), so the replicator runs as a child
@@ -92,10 +95,11 @@ def connect_apsw(path: str, *, config: Config | None = None, **overrides: Any) -
     restore_if_missing(path, cfg, S3Store(cfg.endpoint, cfg.bucket))
     register_apsw()
     flags = apsw.SQLITE_OPEN_URI | apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
+    new = _is_new(path)
     conn = apsw.Connection(f"file:{path}?vfs=bottomless", flags=flags)
-    # As with connect(): a new database keeps the page size the application
-    # gives it; the replicator switches it to WAL once it has content.
-    if os.path.getsize(path) > 0 and conn.execute("PRAGMA journal_mode=wal").fetchall() != [("wal",)]:
+    if new and page_size is not None:
+        conn.execute(f"PRAGMA page_size={int(page_size)}")
+    if conn.execute("PRAGMA journal_mode=wal").fetchall() != [("wal",)]:
         raise BottomlessError(f"{path} cannot be put in WAL mode, which replication needs")
     spawn_replicator(path, cfg)
     return conn

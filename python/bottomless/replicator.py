@@ -44,7 +44,7 @@ from bottomless.lock import ReplicatorLock
 from bottomless.merging import MergeRun
 from bottomless.restore_on_open import forget_restore, restored_from
 from bottomless.s3 import PreconditionFailed, S3Store
-from bottomless.snapshot import ensure_wal, reconcile_spool, take_snapshot
+from bottomless.snapshot import DatabaseBusy, ensure_wal, reconcile_spool, take_snapshot
 from bottomless.spool import Record, Spool, spool_dir
 from bottomless.state import ReplicatorState, load_state, save_state
 from bottomless.uploads import upload_file
@@ -185,6 +185,20 @@ class Replicator:
                     self.lock.release()
                     self._stop.wait(backoff)
                     continue
+                except DatabaseBusy as exc:
+                    # The application holds the database (switching to WAL
+                    # needs a moment alone with it): try again shortly.
+                    log.info("%s; retrying", exc)
+                    self.lock.release()
+                    self._stop.wait(0.2)
+                    continue
+                except BottomlessError as exc:
+                    self._fail(exc)
+                    return
+                except Exception as exc:  # a bug: say so instead of dying silently
+                    log.exception("replicator of %s failed to start", self.db_name)
+                    self._fail(BottomlessError(f"replicator failed unexpectedly: {exc!r}"))
+                    return
             self._check_requests()
             pending = self.has_pending()
             now = time.monotonic()

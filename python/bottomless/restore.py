@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 from bottomless import catalog, layout
@@ -38,6 +39,7 @@ from bottomless.frames import Meta, frame_count
 from bottomless.generation import created_at
 from bottomless.s3 import S3Store
 from bottomless.snapshot_check import snapshot_pages
+from bottomless.uploads import TRANSFER
 
 log = logging.getLogger(__name__)
 
@@ -311,7 +313,9 @@ def _prefetch(pool: ThreadPoolExecutor, store: S3Store, plan: Plan, window: int)
     while position < len(keys) or pending:
         while position < len(keys) and len(pending) < max(1, window):
             key = keys[position]
-            pending.append((key, pool.submit(store.get, key)))
+            # The snapshot can be large: ranged GETs in parallel.
+            fetch = partial(store.get_large, transfer=TRANSFER) if position == 0 else store.get
+            pending.append((key, pool.submit(fetch, key)))
             position += 1
         yield pending.popleft()
 

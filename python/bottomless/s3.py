@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import random
@@ -327,6 +328,17 @@ class S3Store:
             response = self.client.get_object(Bucket=self.bucket, Key=key)
             body: bytes = response["Body"].read()
             return body
+
+        return self._call(f"GET {key}", fetch, key)
+
+    def get_large(self, key: str, transfer: Any = None) -> bytes:
+        """The object's body through boto3's managed transfer: ranged GETs in
+        parallel once the object passes the transfer's multipart threshold."""
+
+        def fetch() -> bytes:
+            out = io.BytesIO()
+            self.client.download_fileobj(self.bucket, key, out, Config=transfer)
+            return out.getvalue()
 
         return self._call(f"GET {key}", fetch, key)
 

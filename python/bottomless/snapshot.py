@@ -43,17 +43,28 @@ def _connect(db_path: str) -> sqlite3.Connection:
     return conn
 
 
-def ensure_wal(db_path: str) -> None:
-    """Capture needs WAL mode; switch a database that is not in it yet."""
+class DatabaseBusy(BottomlessError):
+    """The application holds a lock the replicator needs for a moment."""
+
+
+def ensure_wal(db_path: str, page_size: int | None = None) -> None:
+    """Capture needs WAL mode; switch a database that is not in it yet
+    (a new one gets ``page_size`` first, while it still can)."""
     try:
         conn = _connect(db_path)
         try:
+            if page_size is not None:
+                conn.execute(f"PRAGMA page_size={int(page_size)}")
             mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
             if mode != "wal":
                 conn.execute("PRAGMA journal_mode=wal")
                 log.info("switched %s to WAL mode", db_path)
         finally:
             conn.close()
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise DatabaseBusy(f"{db_path} is busy ({exc})") from None
+        raise BottomlessError(f"{db_path} cannot be replicated: {exc}") from None
     except sqlite3.DatabaseError as exc:
         raise BottomlessError(f"{db_path} cannot be replicated: {exc} (is it a SQLite database?)") from None
 
@@ -68,6 +79,8 @@ def reconcile_spool(db_path: str, spool: Spool) -> int:
             recovered = spool.reconcile()
         finally:
             conn.execute("ROLLBACK")
+    except sqlite3.OperationalError as exc:
+        raise DatabaseBusy(f"{db_path} is busy ({exc})") from None
     finally:
         conn.close()
     if recovered:
