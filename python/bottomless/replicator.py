@@ -195,9 +195,8 @@ class Replicator:
                 except BottomlessError as exc:
                     self._fail(exc)
                     return
-                except Exception as exc:  # a bug: say so instead of dying silently
-                    log.exception("replicator of %s failed to start", self.db_name)
-                    self._fail(BottomlessError(f"replicator failed unexpectedly: {exc!r}"))
+                except Exception as exc:
+                    self._crash("starting", exc)
                     return
             self._check_requests()
             pending = self.has_pending()
@@ -244,9 +243,8 @@ class Replicator:
                 except BottomlessError as exc:
                     self._fail(exc)
                     return
-                except Exception as exc:  # a bug: say so instead of dying silently
-                    log.exception("replicator of %s failed", self.db_name)
-                    self._fail(BottomlessError(f"replicator failed unexpectedly: {exc!r}"))
+                except Exception as exc:
+                    self._crash("shipping", exc)
                     return
             elif not pending and exit_when_idle and not _alive(parent_pid):
                 return
@@ -255,6 +253,11 @@ class Replicator:
                 self._wake.clear()
             self._wake.wait(POLL_SECS)
         self._final_flush(self.config.shutdown_timeout_secs)
+
+    def _crash(self, doing: str, exc: Exception) -> None:
+        """A bug, not a condition: say so loudly instead of dying silently."""
+        log.exception("replicator of %s failed while %s", self.db_name, doing)
+        self._fail(BottomlessError(f"replicator failed unexpectedly while {doing}: {exc!r}"))
 
     def _fail(self, exc: BottomlessError) -> None:
         self.error = exc
