@@ -458,10 +458,6 @@ class Replicator:
             json.dump({"generation": generation, "key_id": self._key_id()}, f)
         os.replace(tmp, path)
 
-    def request_snapshot(self) -> None:
-        self._snapshot_requested = True
-        self._wake.set()
-
     def _check_requests(self) -> None:
         """``bottomless-cli snapshot`` asks a running replicator by file."""
         if os.path.exists(os.path.join(self.spool_dir, SNAPSHOT_REQUEST)):

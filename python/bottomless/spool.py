@@ -33,10 +33,6 @@ class Record:
     db_size: int
     n_pages: int
 
-    @property
-    def frames_bytes(self) -> int:
-        return self.n_pages * frame_size(self.page_size)
-
 
 @dataclass(frozen=True)
 class SpoolStats:
