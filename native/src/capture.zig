@@ -16,6 +16,7 @@
 const std = @import("std");
 const walfmt = @import("walfmt.zig");
 const spool = @import("spool.zig");
+const materialize = @import("materialize.zig").materialize;
 const status = @import("status.zig");
 const log = @import("log.zig");
 const Error = status.Error;
@@ -77,7 +78,7 @@ pub const WalCapture = struct {
     pub fn secureWal(self: *WalCapture) Error!void {
         const n = try self.writer.reconcile(null);
         if (n > 0) log.warn("recovered {d} committed transaction(s) from the WAL into the spool", .{n});
-        const copied = try self.writer.materialize();
+        const copied = try materialize(&self.writer);
         if (copied > 0) log.info("copied the pages of {d} unshipped transaction(s) out of the WAL before SQLite reuses it", .{copied});
         try self.writer.sync();
     }

@@ -12,17 +12,24 @@
 //!
 //! Record layout (little-endian integers), 88 bytes:
 //!   header   64 bytes  see Header (checksummed)
-//!   mat slot 16 bytes  offset+1 of the copy in `pages` (0: in the WAL), check
+//!   mat slot 24 bytes  offset+1 of the copy in `pages` (0: in the WAL), its
+//!                      PayloadHash, and a check of both bound to the seq
 //!   trailer   8 bytes  trailer_magic, low 32 bits of seq
-//! A record without its trailer was torn by a crash; whoever next holds the
-//! write lock truncates it. Acknowledged records are hole-punched, except the
-//! newest, which keeps the sequence and WAL position readable.
+//! The records end at the first incomplete one, not at the file size: the
+//! file is allocated ahead with zeros (spool_tail.zig). A record without its
+//! trailer was torn by a crash; whoever next holds the write lock clears it.
+//! Acknowledged records are hole-punched, except the newest, which keeps the
+//! sequence and WAL position readable.
 //!
 //! `pages` entry: the record's WAL frames as SQLite wrote them (header and
-//! page each), then a PayloadHash of them seeded with the record's seq.
+//! page each), nothing else, so the entries of consecutive records are one
+//! stretch of the WAL, copied in the kernel with one copy_file_range
+//! (materialize.zig). Their hash, seeded with the seq, is in the slot.
 const std = @import("std");
 const walfmt = @import("walfmt.zig");
 const walread = @import("walread.zig");
+const spool_tail = @import("spool_tail.zig");
+const builtin = @import("builtin");
 const fileio = @import("fileio.zig");
 const status = @import("status.zig");
 const log = @import("log.zig");
@@ -81,14 +88,13 @@ test "payload hash does not depend on how the input is split" {
 }
 
 pub const header_size = 64;
-pub const mat_size = 16;
+pub const mat_size = 24;
 pub const trailer_size = 8;
 pub const record_size = header_size + mat_size + trailer_size;
-const copy_bytes = 1 << 20;
 
 /// Walks the complete records from an offset a chunk at a time (one read per
 /// 128 records) and writes changed materialisation slots back per chunk.
-const RecordChunks = struct {
+pub const RecordChunks = struct {
     const per = 128;
     writer: *Writer,
     buf: [per * record_size]u8 = undefined,
@@ -97,9 +103,9 @@ const RecordChunks = struct {
     idx: usize = 0,
     dirty: bool = false,
 
-    const Item = struct { header: ?Header, mat: u64, index: usize, offset: u64 };
+    pub const Item = struct { header: ?Header, mat: Mat, index: usize, offset: u64 };
 
-    fn init(writer: *Writer, from: u64) Error!RecordChunks {
+    pub fn init(writer: *Writer, from: u64) Error!RecordChunks {
         var c = RecordChunks{ .writer = writer, .chunk_off = from };
         try c.load(from);
         return c;
@@ -112,7 +118,7 @@ const RecordChunks = struct {
         self.len = try fileio.preadAll(self.writer.fd, self.buf[0..want], off) / record_size;
     }
 
-    fn next(self: *RecordChunks) Error!?Item {
+    pub fn next(self: *RecordChunks) Error!?Item {
         if (self.idx == self.len) {
             try self.flush();
             if (self.len == 0) return null;
@@ -127,24 +133,21 @@ const RecordChunks = struct {
             // the replicator acknowledged it after we read the ack position,
             // since acks do not take SQLite's lock. Nothing to do for it.
             if (offset < (try readAck(&self.writer.paths)).next_offset) {
-                return .{ .header = null, .mat = 0, .index = self.idx - 1, .offset = offset };
+                return .{ .header = null, .mat = .{}, .index = self.idx - 1, .offset = offset };
             }
             status.set("spool record at offset {d} is damaged", .{offset});
             return error.Corrupt;
         };
-        const at = std.mem.readInt(u64, r[header_size..][0..8], .little);
-        const mat = if (at != 0 and std.mem.readInt(u64, r[header_size + 8 ..][0..8], .little) == at ^ mat_magic ^ h.seq) at else 0;
-        return .{ .header = h, .mat = mat, .index = self.idx - 1, .offset = offset };
+        return .{ .header = h, .mat = Mat.decode(r[header_size..][0..mat_size], h.seq), .index = self.idx - 1, .offset = offset };
     }
 
-    fn setMat(self: *RecordChunks, item: Item, at: u64) void {
+    pub fn setMat(self: *RecordChunks, item: Item, mat: Mat) void {
         const r = self.buf[item.index * record_size ..][0..record_size];
-        std.mem.writeInt(u64, r[header_size..][0..8], at, .little);
-        std.mem.writeInt(u64, r[header_size + 8 ..][0..8], at ^ mat_magic ^ item.header.?.seq, .little);
+        mat.encode(r[header_size..][0..mat_size], item.header.?.seq);
         self.dirty = true;
     }
 
-    fn flush(self: *RecordChunks) Error!void {
+    pub fn flush(self: *RecordChunks) Error!void {
         if (!self.dirty) return;
         try fileio.pwriteAll(self.writer.fd, self.buf[0 .. self.len * record_size], self.chunk_off);
         self.dirty = false;
@@ -154,7 +157,14 @@ const record_magic: u32 = 0x50534c42; // "BLSP"
 const trailer_magic: u32 = 0x45534c42; // "BLSE"
 const ack_magic: u32 = 0x4b534c42; // "BLSK"
 const mat_magic: u64 = 0x9e3779b97f4a7c15;
-const version: u16 = 2;
+const version: u16 = 4;
+
+/// The record header's check: Wyhash, since Zig 0.17's CRC32 goes a byte at
+/// a time (about 150 ns for a header, paid at every commit and twice per
+/// record at every WAL restart).
+fn headerCheck(b: []const u8) u32 {
+    return @truncate(std.hash.Wyhash.hash(record_magic, b));
+}
 
 pub const Header = struct {
     seq: u64,
@@ -182,13 +192,13 @@ pub const Header = struct {
         std.mem.writeInt(u32, out[36..40], h.wal_salt1, .little);
         std.mem.writeInt(u32, out[40..44], h.wal_salt2, .little);
         std.mem.writeInt(u32, out[44..48], h.wal_commit_frame, .little);
-        std.mem.writeInt(u32, out[56..60], Crc.hash(out[0..56]), .little);
+        std.mem.writeInt(u32, out[56..60], headerCheck(out[0..56]), .little);
     }
 
     pub fn decode(b: *const [header_size]u8) ?Header {
         if (std.mem.readInt(u32, b[0..4], .little) != record_magic) return null;
         if (std.mem.readInt(u16, b[4..6], .little) != version) return null;
-        if (std.mem.readInt(u32, b[56..60], .little) != Crc.hash(b[0..56])) return null;
+        if (std.mem.readInt(u32, b[56..60], .little) != headerCheck(b[0..56])) return null;
         const h = Header{
             .seq = std.mem.readInt(u64, b[8..16], .little),
             .unix_ms = std.mem.readInt(u64, b[16..24], .little),
@@ -207,20 +217,42 @@ pub const Header = struct {
         return record_size;
     }
 
-    /// Size of this record's entry in `pages`: its WAL frames and a hash.
+    /// Size of this record's entry in `pages`: its WAL frames.
     pub fn entrySize(h: Header) u64 {
-        return @as(u64, h.n_pages) * (walfmt.frame_header_size + @as(u64, h.page_size)) + 8;
+        return @as(u64, h.n_pages) * (walfmt.frame_header_size + @as(u64, h.page_size));
     }
 };
 
 
-/// Where a record's pages are: 0 = still in the WAL, else offset+1 in `pages`.
-pub fn readMat(fd: fileio.Fd, offset: u64, seq: u64) Error!u64 {
+/// A record's slot: where its pages are. A slot that fails its check (never
+/// written, or torn by a crash) reads as "still in the WAL".
+pub const Mat = struct {
+    /// 0: in the WAL; else the offset of the copy in `pages`, plus one.
+    at: u64 = 0,
+    /// PayloadHash of the copy, seeded with the record's seq.
+    hash: u64 = 0,
+
+    fn check(b: *const [16]u8, seq: u64) u64 {
+        return std.hash.Wyhash.hash(mat_magic ^ seq, b);
+    }
+
+    pub fn encode(m: Mat, out: *[mat_size]u8, seq: u64) void {
+        std.mem.writeInt(u64, out[0..8], m.at, .little);
+        std.mem.writeInt(u64, out[8..16], m.hash, .little);
+        std.mem.writeInt(u64, out[16..24], check(out[0..16], seq), .little);
+    }
+
+    pub fn decode(b: *const [mat_size]u8, seq: u64) Mat {
+        const at = std.mem.readInt(u64, b[0..8], .little);
+        if (at == 0 or std.mem.readInt(u64, b[16..24], .little) != check(b[0..16], seq)) return .{};
+        return .{ .at = at, .hash = std.mem.readInt(u64, b[8..16], .little) };
+    }
+};
+
+pub fn readMat(fd: fileio.Fd, offset: u64, seq: u64) Error!Mat {
     var b: [mat_size]u8 = undefined;
-    if (try fileio.preadAll(fd, &b, offset + header_size) != b.len) return 0;
-    const at = std.mem.readInt(u64, b[0..8], .little);
-    if (at == 0 or std.mem.readInt(u64, b[8..16], .little) != at ^ mat_magic ^ seq) return 0;
-    return at;
+    if (try fileio.preadAll(fd, &b, offset + header_size) != b.len) return .{};
+    return Mat.decode(&b, seq);
 }
 
 
@@ -272,6 +304,14 @@ pub const Paths = struct {
         return error.Misuse;
     }
 };
+
+fn clearTorn(fd: fileio.Fd, at: u64) Error!void {
+    var b: [record_size]u8 = undefined;
+    const n = try fileio.preadAll(fd, &b, at);
+    if (std.mem.allEqual(u8, b[0..n], 0)) return;
+    @memset(&b, 0);
+    try fileio.pwriteAll(fd, b[0..n], at);
+}
 
 pub fn readAck(paths: *const Paths) Error!Ack {
     const fd = (try fileio.openIfExists(Paths.z(&paths.ack), false)) orelse return .{};
@@ -331,8 +371,9 @@ pub fn scanTail(fd: fileio.Fd, from: u64, start_last: ?Last) Error!struct { last
 }
 
 /// The capture side. One per WAL file handle (writers are serialised by
-/// SQLite's WAL write lock); revalidated against the file size at every
-/// transaction, since other connections and processes append too.
+/// SQLite's WAL write lock). Other connections and processes append too:
+/// a transaction that does not directly follow this writer's own last
+/// record in the WAL rereads the spool's end first (upToDate).
 pub const Writer = struct {
     paths: Paths = .{},
     fd: fileio.Fd = -1,
@@ -342,13 +383,12 @@ pub const Writer = struct {
     known: bool = false,
     /// One WAL frame, for reconcile and materialisation (not the commit path).
     frame_buf: []u8 = &.{},
-    /// Batches materialised entries into large writes (not the commit path).
+    /// Bulk reads of the WAL for materialisation (not the commit path).
     copy_buf: []u8 = &.{},
     /// Where the next materialisation starts looking.
     mat_from: u64 = 0,
-    /// Disk reserved ahead of the end (Linux), so appends do not allocate
-    /// blocks one commit at a time.
-    reserved_to: u64 = 0,
+    /// The mapped end of the file that records are copied into.
+    tail: spool_tail.Tail = .{},
     allocator: std.mem.Allocator,
 
     pub fn init(allocator: std.mem.Allocator, db_path: []const u8) Error!Writer {
@@ -362,6 +402,7 @@ pub const Writer = struct {
         if (self.wal_fd >= 0) fileio.close(self.wal_fd);
         if (self.frame_buf.len > 0) self.allocator.free(self.frame_buf);
         if (self.copy_buf.len > 0) self.allocator.free(self.copy_buf);
+        self.tail.deinit();
         self.* = undefined;
     }
 
@@ -382,7 +423,15 @@ pub const Writer = struct {
         self.wal_fd = -1;
     }
 
-    fn frameBuf(self: *Writer) Error![]u8 {
+    /// Reused buffer for bulk reads of the WAL (materialisation).
+    pub fn copyBuf(self: *Writer) Error![]u8 {
+        if (self.copy_buf.len == 0) {
+            self.copy_buf = self.allocator.alloc(u8, 1 << 20) catch return error.OutOfMemory;
+        }
+        return self.copy_buf;
+    }
+
+    pub fn frameBuf(self: *Writer) Error![]u8 {
         if (self.frame_buf.len == 0) {
             self.frame_buf = self.allocator.alloc(u8, walfmt.frame_header_size + 65536) catch return error.OutOfMemory;
         }
@@ -394,21 +443,20 @@ pub const Writer = struct {
     pub fn refresh(self: *Writer) Error!void {
         try self.ensureOpen();
         const size = try fileio.size(self.fd);
-        if (self.known and size == self.end) return;
         var from: u64 = 0;
         var start_last: ?Last = null;
-        if (self.known and size > self.end) {
+        if (self.known and size >= self.end) {
             from = self.end;
             start_last = self.last;
         } else {
             from = (try readAck(&self.paths)).last_record_offset;
         }
         const r = try scanTail(self.fd, from, start_last);
-        if (r.end < size) {
-            // Only a process that died mid-append leaves bytes past the last
-            // complete record; we hold the write lock, so it is not running.
-            try fileio.truncate(self.fd, r.end);
-        }
+        // Past the records the file holds zeros (allocated ahead by the
+        // mapped tail) or the start of a record torn by a process that died
+        // mid-append; we hold the write lock, so it is not running. Clear it,
+        // so only a record in progress can ever look torn.
+        if (r.end < size) try clearTorn(self.fd, r.end);
         self.end = r.end;
         self.last = r.last;
         self.known = true;
@@ -417,6 +465,13 @@ pub const Writer = struct {
     /// True when the spool's newest record is the commit just before frame
     /// `next` of the WAL cycle with these salts: nothing to reconcile.
     pub fn upToDate(self: *Writer, salt1: u32, salt2: u32, next: u32) Error!bool {
+        // Our own record is the last commit before `next` in this very WAL
+        // cycle: no other writer has committed since (it would have taken
+        // frames after ours, or restarted the WAL with new salts), so no one
+        // else has appended either. Saves a syscall on every commit.
+        if (self.known) if (self.last) |l| {
+            if (l.wal_salt1 == salt1 and l.wal_salt2 == salt2 and l.wal_commit_frame + 1 == next) return true;
+        };
         try self.refresh();
         const l = self.last orelse return next <= 1;
         return l.wal_salt1 == salt1 and l.wal_salt2 == salt2 and l.wal_commit_frame + 1 >= next;
@@ -446,18 +501,18 @@ pub const Writer = struct {
         std.mem.writeInt(u32, rec[header_size + mat_size ..][0..4], trailer_magic, .little);
         std.mem.writeInt(u32, rec[header_size + mat_size + 4 ..][0..4], @truncate(seq), .little);
         const start = self.end;
-        self.reserve(start + record_size);
-        try fileio.pwriteAll(self.fd, &rec, start);
+        if (self.tail.slot(self.fd, start, record_size)) |dst| {
+            // Trailer last, as one aligned store (records start at multiples
+            // of 8): a reader never sees it before the rest of the record.
+            const body = record_size - trailer_size;
+            @memcpy(dst[0..body], rec[0..body]);
+            const trailer: *u64 = @ptrCast(@alignCast(dst[body..]));
+            @atomicStore(u64, trailer, std.mem.readInt(u64, rec[body..], builtin.cpu.arch.endian()), .release);
+        } else {
+            try fileio.pwriteAll(self.fd, &rec, start);
+        }
         self.end = start + record_size;
         self.last = .{ .seq = seq, .offset = start, .wal_salt1 = salt1, .wal_salt2 = salt2, .wal_commit_frame = commit };
-    }
-
-    fn reserve(self: *Writer, upto: u64) void {
-        if (upto <= self.reserved_to) return;
-        const chunk: u64 = 1 << 20;
-        const from = @max(self.end, self.reserved_to);
-        fileio.reserve(self.fd, from, upto + chunk - from);
-        self.reserved_to = upto + chunk;
     }
 
     /// Appends every transaction committed in the WAL after the newest one
@@ -488,110 +543,6 @@ pub const Writer = struct {
             }
         }
         return appended;
-    }
-
-    /// Copies the frames of every unacknowledged record that still lives in
-    /// the current WAL into `pages`, before SQLite overwrites, truncates or
-    /// deletes the WAL. Write lock held. Returns records copied.
-    ///
-    /// Two passes: first every entry is written (big sequential writes),
-    /// then the records' slots are pointed at them.
-    pub fn materialize(self: *Writer) Error!u64 {
-        try self.refresh();
-        const wal = (try self.walFd()) orelse return 0;
-        const wf = (try walread.WalFile.open(wal)) orelse return 0;
-        // Records before mat_from were seen by an earlier call: copied, or of
-        // a cycle that had already ended. Without this every restart would
-        // rescan the whole unacknowledged spool.
-        const from = @max((try readAck(&self.paths)).next_offset, self.mat_from);
-        self.mat_from = self.end;
-        if (from >= self.end) return 0;
-        const pages_fd = try fileio.open(Paths.z(&self.paths.pages), true, true);
-        defer fileio.close(pages_fd);
-        const base = try fileio.size(pages_fd);
-        const out = try self.copyBuf();
-        var fill: usize = 0;
-        var pos = base; // absolute offset of out[0] in `pages`
-        // Which record went where; the second pass applies exactly these,
-        // whatever the replicator acknowledges (and punches) meanwhile.
-        const Copy = struct { offset: u64, at: u64 };
-        var copies: std.ArrayList(Copy) = .empty;
-        defer copies.deinit(self.allocator);
-        var it = try RecordChunks.init(self, from);
-        while (try it.next()) |rec| {
-            if (!self.needsCopy(wf, rec)) continue;
-            const h = rec.header.?;
-            const entry: u64 = @as(u64, h.n_pages) * wf.frameSize() + 8;
-            if (fill > 0 and fill + entry > out.len) {
-                try fileio.pwriteAll(pages_fd, out[0..fill], pos);
-                pos += fill;
-                fill = 0;
-            }
-            if (entry > out.len) {
-                try self.copyLarge(wf, h, pages_fd, pos);
-                copies.append(self.allocator, .{ .offset = rec.offset, .at = pos + 1 }) catch return error.OutOfMemory;
-                pos += entry;
-            } else {
-                const frames = out[fill..][0..@intCast(entry - 8)];
-                if (try fileio.preadAll(wal, frames, wf.frameOffset(h.firstFrame())) != frames.len) {
-                    log.err("transaction {d} is no longer whole in the WAL; a new generation will be needed", .{h.seq});
-                    @memset(frames, 0);
-                }
-                var hash = PayloadHash.init(h.seq);
-                hash.update(frames);
-                std.mem.writeInt(u64, out[fill + frames.len ..][0..8], hash.final(), .little);
-                copies.append(self.allocator, .{ .offset = rec.offset, .at = pos + fill + 1 }) catch return error.OutOfMemory;
-                fill += @intCast(entry);
-            }
-        }
-        if (copies.items.len == 0) return 0;
-        if (fill > 0) try fileio.pwriteAll(pages_fd, out[0..fill], pos);
-        // No fsync of `pages` here: after a power loss a slot may name an
-        // entry that did not reach the disk, which its hash exposes (the
-        // replicator then starts a new generation from a snapshot). The
-        // spool itself is synced by the caller before the WAL is reused.
-        // Second pass: point the slots at the entries.
-        var next: usize = 0;
-        it = try RecordChunks.init(self, from);
-        while (try it.next()) |rec| {
-            if (next == copies.items.len) break;
-            if (rec.offset != copies.items[next].offset) continue;
-            if (rec.header != null) it.setMat(rec, copies.items[next].at);
-            next += 1;
-        }
-        try it.flush();
-        return copies.items.len;
-    }
-
-    fn needsCopy(_: *Writer, wf: walread.WalFile, rec: RecordChunks.Item) bool {
-        const h = rec.header orelse return false;
-        return wf.sameCycle(h.wal_salt1, h.wal_salt2) and rec.mat == 0;
-    }
-
-    /// An entry too large for the copy buffer, frame by frame.
-    fn copyLarge(self: *Writer, wf: walread.WalFile, h: Header, pages_fd: fileio.Fd, at: u64) Error!void {
-        const buf = try self.frameBuf();
-        const fsz = wf.frameSize();
-        var hash = PayloadHash.init(h.seq);
-        for (0..h.n_pages) |i| {
-            const f = buf[0..@intCast(fsz)];
-            if (try fileio.preadAll(wf.fd, f, wf.frameOffset(h.firstFrame() + @as(u32, @intCast(i)))) != f.len) {
-                log.err("transaction {d} is no longer whole in the WAL; a new generation will be needed", .{h.seq});
-                @memset(f, 0);
-            }
-            hash.update(f);
-            try fileio.pwriteAll(pages_fd, f, at + @as(u64, i) * fsz);
-        }
-        var hb: [8]u8 = undefined;
-        std.mem.writeInt(u64, &hb, hash.final(), .little);
-        try fileio.pwriteAll(pages_fd, &hb, at + @as(u64, h.n_pages) * fsz);
-    }
-
-    fn copyBuf(self: *Writer) Error![]u8 {
-        if (self.copy_buf.len == 0) {
-            self.copy_buf = self.allocator.alloc(u8, copy_bytes) catch return error.OutOfMemory;
-        }
-        return self.copy_buf;
     }
 
     pub fn sync(self: *Writer) Error!void {
@@ -680,10 +631,10 @@ pub const Reader = struct {
         const fsz: usize = walfmt.frame_header_size + h.page_size;
         if (out.len < @as(usize, count) * fsz) return error.BufferTooSmall;
         for (0..2) |_| {
-            const at = try readMat(self.fd, offset, h.seq);
-            if (at != 0) {
-                self.copied = .{ .seq = h.seq, .end = at - 1 + h.entrySize() };
-                return self.framesFromCopy(at - 1, h, first, count, chain, out);
+            const mat = try readMat(self.fd, offset, h.seq);
+            if (mat.at != 0) {
+                self.copied = .{ .seq = h.seq, .end = mat.at - 1 + h.entrySize() };
+                return self.framesFromCopy(mat, h, first, count, chain, out);
             }
             if (try self.framesFromWal(h, first, count, chain, out)) return;
         }
@@ -716,15 +667,14 @@ pub const Reader = struct {
         return true;
     }
 
-    fn framesFromCopy(self: *Reader, at: u64, h: Header, first: u32, count: u32, chain: *walfmt.Chain, out: []u8) Error!void {
+    fn framesFromCopy(self: *Reader, mat: Mat, h: Header, first: u32, count: u32, chain: *walfmt.Chain, out: []u8) Error!void {
         const pages_fd = try fileio.open(Paths.z(&self.paths.pages), false, false);
         defer fileio.close(pages_fd);
+        const at = mat.at - 1;
         const fsz: usize = walfmt.frame_header_size + h.page_size;
-        const frames_len = @as(u64, h.n_pages) * fsz;
         var hash = PayloadHash.init(h.seq);
-        try hashRange(pages_fd, at, frames_len, self.buf, &hash);
-        var hb: [8]u8 = undefined;
-        if (try fileio.preadAll(pages_fd, &hb, at + frames_len) != 8 or std.mem.readInt(u64, &hb, .little) != hash.final()) {
+        try hashRange(pages_fd, at, h.entrySize(), self.buf, &hash);
+        if (hash.final() != mat.hash) {
             status.set("the copied pages of transaction {d} fail their checksum", .{h.seq});
             return error.Corrupt;
         }
@@ -748,8 +698,8 @@ pub const Reader = struct {
         // after we read it from the WAL) or of the newest one we read from
         // `pages` can go.
         var end: u64 = 0;
-        const at = try readMat(self.fd, offset, h.seq);
-        if (at != 0) end = at - 1 + h.entrySize();
+        const mat = try readMat(self.fd, offset, h.seq);
+        if (mat.at != 0) end = mat.at - 1 + h.entrySize();
         if (self.copied) |c| if (c.seq <= h.seq) {
             end = @max(end, c.end);
             self.copied = null;

@@ -501,12 +501,11 @@ class Replicator:
 
     # ---- shipping ------------------------------------------------------------
     def has_pending(self) -> bool:
-        """Cheap local check: has the spool grown past what we acknowledged?"""
-        try:
-            size = os.path.getsize(os.path.join(self.spool_dir, "spool"))
-        except FileNotFoundError:
-            return False
-        return size > self.spool.start() or self._pending is not None
+        """Cheap local check: is there a record past what we acknowledged?
+
+        One local read; the file size says nothing, since the capture side
+        allocates the spool ahead of its records."""
+        return self._pending is not None or self.spool.next(self.spool.start()) is not None
 
     def ship(self, records_only: bool = False) -> int:
         """Upload everything in the spool now; returns transactions shipped."""

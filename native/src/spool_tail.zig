@@ -1,0 +1,59 @@
+//! The end of the spool file, mapped: a commit's 88-byte record is a memory
+//! copy rather than a system call (measured: about 0.05 us against 0.4 us
+//! for pwrite on ext4, at every commit).
+//!
+//! The window is allocated on disk (fallocate) before it is mapped, which
+//! extends the file with zeros: the end of the records is where the first
+//! incomplete record is, never the file size. Allocating first also means a
+//! full disk shows up as a failed fallocate, which the caller answers by
+//! writing with pwrite (and reporting ENOSPC), never as SIGBUS on a page
+//! fault in the middle of SQLite's commit. Nothing shrinks the spool file
+//! (acknowledged records are hole-punched at its front), so the mapping
+//! stays backed.
+const std = @import("std");
+const builtin = @import("builtin");
+const fileio = @import("fileio.zig");
+
+/// Bytes mapped at a time; the window spans two, so a record never straddles
+/// its end.
+const step: u64 = 1 << 20;
+
+pub const Tail = struct {
+    map: ?fileio.Mapping = null,
+    start: u64 = 0,
+    /// The file system cannot allocate or map: always use pwrite.
+    unsupported: bool = false,
+
+    pub fn deinit(self: *Tail) void {
+        if (self.map) |m| fileio.unmap(m);
+        self.map = null;
+    }
+
+    /// The mapped bytes [offset, offset+len) of the file, or null when they
+    /// cannot be mapped (write them with pwrite instead).
+    pub fn slot(self: *Tail, fd: fileio.Fd, offset: u64, comptime len: usize) ?*[len]u8 {
+        std.debug.assert(len <= step);
+        if (self.map) |m| {
+            if (offset >= self.start and offset + len <= self.start + m.len) {
+                return m[@intCast(offset - self.start)..][0..len];
+            }
+        }
+        if (self.unsupported or builtin.os.tag != .linux) return null;
+        self.deinit();
+        const start = offset / step * step;
+        switch (fileio.allocate(fd, start, 2 * step)) {
+            .ok => {},
+            .failed => return null, // a full disk, say: try again next time
+            .unsupported => {
+                self.unsupported = true;
+                return null;
+            },
+        }
+        self.map = fileio.map(fd, start, 2 * step, true) catch {
+            self.unsupported = true;
+            return null;
+        };
+        self.start = start;
+        return self.map.?[@intCast(offset - start)..][0..len];
+    }
+};
