@@ -17,6 +17,7 @@ const std = @import("std");
 const walfmt = @import("walfmt.zig");
 const spool = @import("spool.zig");
 const materialize = @import("materialize.zig").materialize;
+const Copier = @import("copier.zig").Copier;
 const status = @import("status.zig");
 const log = @import("log.zig");
 const Error = status.Error;
@@ -36,12 +37,17 @@ pub const WalCapture = struct {
     /// Last write-lock epoch of the main database seen; a change means a new
     /// write transaction began (after a rollback, say).
     epoch: u64 = 0,
+    /// Whether this capture may start a background copier (a WAL handle
+    /// SQLite keeps open, not a one-off check before deleting the WAL).
+    copy_ahead: bool = false,
+    copier: ?*Copier = null,
 
     pub fn init(db_path: []const u8) Error!WalCapture {
         return .{ .writer = try spool.Writer.init(std.heap.c_allocator, db_path) };
     }
 
     pub fn deinit(self: *WalCapture) void {
+        if (self.copier) |cp| cp.destroy();
         self.writer.deinit();
     }
 
@@ -81,6 +87,18 @@ pub const WalCapture = struct {
         const copied = try materialize(&self.writer);
         if (copied > 0) log.info("copied the pages of {d} unshipped transaction(s) out of the WAL before SQLite reuses it", .{copied});
         try self.writer.sync();
+        // The replicator did not keep up with this cycle: copy the next one
+        // in the background as it is written.
+        if (copied > 0 and self.copy_ahead) self.startCopier();
+    }
+
+    fn startCopier(self: *WalCapture) void {
+        if (self.copier) |cp| {
+            if (!cp.done()) return;
+            cp.destroy();
+            self.copier = null;
+        }
+        self.copier = Copier.start(&self.writer.paths, self.writer.end);
     }
 
     /// Called before SQLite's write reaches the WAL file. An error fails the

@@ -202,3 +202,18 @@ pub fn copyRange(src: Fd, src_off: u64, dst: Fd, dst_off: u64, len: u64, buf: []
         left -= want;
     }
 }
+
+/// Opens (creating) path and takes an exclusive flock on it, waiting for
+/// it. flock belongs to the open file, so two threads of one process
+/// exclude each other too, and SQLite's POSIX locks are untouched. Closing
+/// the descriptor releases it.
+pub fn lockExclusive(path: [*:0]const u8) Error!Fd {
+    const fd = try open(path, true, true);
+    while (c.flock(fd, std.posix.LOCK.EX) != 0) {
+        if (errnoValue() == @intFromEnum(c.E.INTR)) continue;
+        status.set("cannot lock {s}: errno {d}", .{ std.mem.span(path), errnoValue() });
+        close(fd);
+        return error.Io;
+    }
+    return fd;
+}

@@ -9,7 +9,12 @@
 //! from reading the WAL a megabyte at a time.
 //!
 //! Two passes: first every entry is written, then the records' slots are
-//! pointed at them.
+//! pointed at them. Both the commit path (here, under SQLite's write lock)
+//! and the background copier (copier.zig) copy, each holding
+//! `pages.lock`: it orders their appends to `pages` and their slot
+//! writes, and, since SQLite reuses the WAL only after materialize() has
+//! taken it, keeps a restart from happening in the middle of a background
+//! copy.
 const std = @import("std");
 const spool = @import("spool.zig");
 const walread = @import("walread.zig");
@@ -22,6 +27,8 @@ const Error = status.Error;
 /// current WAL into `pages`. Write lock held. Returns records copied.
 pub fn materialize(w: *spool.Writer) Error!u64 {
     try w.refresh();
+    const lock = try fileio.lockExclusive(spool.Paths.z(&w.paths.pages_lock));
+    defer fileio.close(lock);
     const wal = (try w.walFd()) orelse return 0;
     const wf = (try walread.WalFile.open(wal)) orelse return 0;
     // Records before mat_from were seen by an earlier call: copied, or of a
@@ -30,6 +37,21 @@ pub fn materialize(w: *spool.Writer) Error!u64 {
     const from = @max((try spool.readAck(&w.paths)).next_offset, w.mat_from);
     w.mat_from = w.end;
     if (from >= w.end) return 0;
+    return copyRecords(w, wf, from, .write_lock);
+}
+
+pub const Holder = enum {
+    /// SQLite's write lock: the WAL cannot change.
+    write_lock,
+    /// Only `pages.lock`: a writer that bypasses the extension could still
+    /// restart the WAL, so the copies count only if it did not.
+    background,
+};
+
+/// Copies the records in [from, w.end) of the spool whose frames are in the
+/// WAL cycle `wf` and that have no copy yet. The caller holds `pages.lock`.
+pub fn copyRecords(w: *spool.Writer, wf: walread.WalFile, from: u64, holder: Holder) Error!u64 {
+    const wal = wf.fd;
     const pages_fd = try fileio.open(spool.Paths.z(&w.paths.pages), true, true);
     defer fileio.close(pages_fd);
     var window = WalWindow{ .fd = wal, .file_size = try fileio.size(wal), .buf = try w.copyBuf() };
@@ -48,6 +70,7 @@ pub fn materialize(w: *spool.Writer) Error!u64 {
         if (off + len > window.file_size) {
             // Left without a copy, the record reads as gone, and the
             // replicator starts a new generation rather than ship it wrong.
+            if (holder == .background) continue; // materialize() decides
             log.err("transaction {d} is no longer whole in the WAL; a new generation will be needed", .{h.seq});
             continue;
         }
@@ -57,6 +80,9 @@ pub fn materialize(w: *spool.Writer) Error!u64 {
     }
     try run.flush();
     if (copies.items.len == 0) return 0;
+    // Frames read after a restart would be the new cycle's: unreferenced,
+    // such copies are only wasted space.
+    if (holder == .background and !try wf.unchanged()) return 0;
     // No fsync of `pages` here: after a power loss a slot may name an entry
     // that did not reach the disk, which its hash exposes (the replicator
     // then starts a new generation from a snapshot). The spool itself is

@@ -288,6 +288,7 @@ pub const Paths = struct {
     pages: [4096]u8 = undefined,
     ack: [4096]u8 = undefined,
     wal: [4096]u8 = undefined,
+    pages_lock: [4096]u8 = undefined,
 
     pub fn init(self: *Paths, db_path: []const u8) Error!void {
         _ = std.fmt.bufPrintSentinel(&self.dir, "{s}-bottomless", .{db_path}, 0) catch return tooLong(db_path);
@@ -295,6 +296,7 @@ pub const Paths = struct {
         _ = std.fmt.bufPrintSentinel(&self.pages, "{s}-bottomless/pages", .{db_path}, 0) catch return tooLong(db_path);
         _ = std.fmt.bufPrintSentinel(&self.ack, "{s}-bottomless/ack", .{db_path}, 0) catch return tooLong(db_path);
         _ = std.fmt.bufPrintSentinel(&self.wal, "{s}-wal", .{db_path}, 0) catch return tooLong(db_path);
+        _ = std.fmt.bufPrintSentinel(&self.pages_lock, "{s}-bottomless/pages.lock", .{db_path}, 0) catch return tooLong(db_path);
     }
     pub fn z(buf: *const [4096]u8) [*:0]const u8 {
         return @ptrCast(buf);
@@ -353,13 +355,14 @@ pub fn readHeader(fd: fileio.Fd, offset: u64, file_size: u64) Error!?Header {
     return h;
 }
 
-/// Walks complete records from offset; returns the newest one found and the
-/// end of the last complete record.
-pub fn scanTail(fd: fileio.Fd, from: u64, start_last: ?Last) Error!struct { last: ?Last, end: u64 } {
+/// Walks complete records from offset (up to `upto`, if given); returns the
+/// newest one found and the end of the last complete record.
+pub fn scanTail(fd: fileio.Fd, from: u64, start_last: ?Last, upto: ?u64) Error!struct { last: ?Last, end: u64 } {
     const file_size = try fileio.size(fd);
     var off = from;
     var last = start_last;
-    while (try readHeader(fd, off, file_size)) |h| {
+    while (upto == null or off < upto.?) {
+        const h = (try readHeader(fd, off, file_size)) orelse break;
         if (last) |l| if (h.seq != l.seq + 1 and l.offset != off) {
             status.set("spool sequence jumps from {d} to {d} at offset {d}", .{ l.seq, h.seq, off });
             return error.Corrupt;
@@ -406,7 +409,7 @@ pub const Writer = struct {
         self.* = undefined;
     }
 
-    fn ensureOpen(self: *Writer) Error!void {
+    pub fn ensureOpen(self: *Writer) Error!void {
         if (self.fd >= 0) return;
         try fileio.mkdir(Paths.z(&self.paths.dir));
         self.fd = try fileio.open(Paths.z(&self.paths.spool), true, true);
@@ -451,7 +454,7 @@ pub const Writer = struct {
         } else {
             from = (try readAck(&self.paths)).last_record_offset;
         }
-        const r = try scanTail(self.fd, from, start_last);
+        const r = try scanTail(self.fd, from, start_last, null);
         // Past the records the file holds zeros (allocated ahead by the
         // mapped tail) or the start of a record torn by a process that died
         // mid-append; we hold the write lock, so it is not running. Clear it,

@@ -120,6 +120,7 @@ fn xOpen(vfs: *sqlite.Vfs, zname: ?[*:0]const u8, file: *sqlite.File, flags: c_i
                 log.err("cannot capture {s}: {s}", .{ path, std.mem.span(status.message()) });
                 return sqlite.CANTOPEN;
             };
+            cap.copy_ahead = true;
             bf.cap = cap;
             if (reg.fns.database_file_object) |dfo| {
                 if (dfo(zname.?)) |mf| {

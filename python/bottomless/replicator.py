@@ -503,12 +503,21 @@ class Replicator:
     def has_pending(self) -> bool:
         """Cheap local check: is there a record past what we acknowledged?
 
-        One local read; the file size says nothing, since the capture side
-        allocates the spool ahead of its records."""
-        return self._pending is not None or self.spool.next(self.spool.start()) is not None
+        One local read (the file size says nothing: the capture side
+        allocates the spool ahead of its records). A spool replaced under
+        us, by a restore, holds nothing of ours."""
+        if self._pending is not None:
+            return True
+        if self.spool.replaced():
+            return False
+        return self.spool.next(self.spool.start()) is not None
 
     def ship(self, records_only: bool = False) -> int:
         """Upload everything in the spool now; returns transactions shipped."""
+        if self.spool.replaced():
+            # Its acknowledgements would land in the new spool's ack file.
+            log.warning("the spool of %s was replaced (restored?); this replicator ships no more", self.db_path)
+            return 0
         if self.state is None:
             self.prepare()
         assert self.state is not None

@@ -8,6 +8,7 @@ before SQLite reused it), acknowledge what S3 holds.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -51,6 +52,14 @@ def spool_dir(db_path: str) -> str:
     return f"{db_path}-bottomless"
 
 
+def _inode(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
 class Spool:
     """Reader/acknowledger of one database's spool."""
 
@@ -62,6 +71,8 @@ class Spool:
             self.native.lib.bottomless_spool_open(db_path.encode(), out), f"opening the spool of {db_path}"
         )
         self._handle: Any = out[0]
+        self._file = os.path.join(spool_dir(db_path), "spool")
+        self._inode = _inode(self._file)
 
     def close(self) -> None:
         if self._handle is not None:
@@ -80,6 +91,12 @@ class Spool:
         if self._handle is None:
             raise ValueError("spool is closed")
         return self._handle
+
+    def replaced(self) -> bool:
+        """Whether the spool file was removed or replaced since this handle
+        opened it (a restore starts the spool afresh): its records and the
+        acknowledgements now on disk belong to different files."""
+        return _inode(self._file) != self._inode
 
     def start(self) -> int:
         """Offset of the first record not yet acknowledged."""
