@@ -22,10 +22,15 @@ const status = @import("status.zig");
 const log = @import("log.zig");
 const Error = status.Error;
 
-/// How often the spool is looked at while the copier runs.
-const poll_ns = 1_000_000;
-/// The copier stops after this many polls without a new record (2 s).
-const quiet_polls = 2000;
+/// How long the copier waits between looks at the spool: short while
+/// commits pour in, longer when few do (each look costs a few system calls,
+/// worth paying for a batch, not for a record or two).
+const busy_pause_ns = 1_000_000;
+const calm_pause_ns = 8_000_000;
+/// A look that finds fewer records than this counts as calm.
+const calm_records = 16;
+/// The copier stops after this long without a new record.
+const quiet_limit_ns = 2_000_000_000;
 /// Records copied per hold of `pages.lock`, which materialize() may be
 /// waiting for on the commit path.
 const batch_records = 512;
@@ -74,15 +79,16 @@ pub const Copier = struct {
     }
 
     fn run(self: *Copier) void {
-        var quiet: u32 = 0;
-        while (!self.stop.load(.acquire) and quiet < quiet_polls) {
-            const seen = self.step() catch {
+        var quiet_ns: u64 = 0;
+        while (!self.stop.load(.acquire) and quiet_ns < quiet_limit_ns) {
+            const taken = self.step() catch {
                 log.warn("background copier stopped: {s}", .{std.mem.span(status.message())});
                 break;
             };
-            if (seen > 0) quiet = 0 else quiet += 1;
-            if (seen < batch_records) {
-                const ts = std.c.timespec{ .sec = 0, .nsec = poll_ns };
+            const pause: u64 = if (taken >= batch_records) 0 else if (taken >= calm_records) busy_pause_ns else calm_pause_ns;
+            quiet_ns = if (taken > 0) 0 else quiet_ns + pause;
+            if (pause > 0) {
+                const ts = std.c.timespec{ .sec = 0, .nsec = @intCast(pause) };
                 _ = std.c.nanosleep(&ts, null);
             }
         }
