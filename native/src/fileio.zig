@@ -142,13 +142,13 @@ pub fn allocate(fd: Fd, offset: u64, len: u64) Allocation {
 
 pub const Mapping = []align(std.heap.page_size_min) u8;
 
-/// Maps [offset, offset+len) of a file shared, read-only or read-write.
-/// offset must be a multiple of the page size. Touching a mapped byte past
-/// the end of the file raises SIGBUS: callers map only what the file holds
-/// and what no one may shrink meanwhile.
-pub fn map(fd: Fd, offset: u64, len: usize, write: bool) Error!Mapping {
+/// Maps [offset, offset+len) of a file shared and writable. offset must be
+/// a multiple of the page size. Touching a mapped byte past the end of the
+/// file raises SIGBUS: callers map only what the file holds and what no one
+/// may shrink meanwhile.
+pub fn map(fd: Fd, offset: u64, len: usize) Error!Mapping {
     std.debug.assert(offset % std.heap.pageSize() == 0 and len > 0);
-    const rc = c.mmap(null, len, .{ .READ = true, .WRITE = write }, .{ .TYPE = .SHARED }, fd, @intCast(offset));
+    const rc = c.mmap(null, len, .{ .READ = true, .WRITE = true }, .{ .TYPE = .SHARED }, fd, @intCast(offset));
     if (rc == c.MAP_FAILED) {
         status.set("cannot map {d} bytes at offset {d}: errno {d}", .{ len, offset, errnoValue() });
         return error.Io;

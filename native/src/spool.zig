@@ -5,12 +5,12 @@
 //! transaction: which WAL frames hold it (salts of the WAL cycle, commit
 //! frame, frame count), page size, database size and commit time. The pages
 //! themselves stay in the WAL, which SQLite has already written (and synced,
-//! with synchronous=FULL): the commit path writes 88 bytes, not a second copy
+//! with synchronous=FULL): the commit path writes 96 bytes, not a second copy
 //! of every page. Before SQLite discards WAL content (restart, truncate,
 //! delete) the frames of every record not yet acknowledged are copied into
 //! `pages` and the record's slot points at the copy ("materialised").
 //!
-//! Record layout (little-endian integers), 88 bytes:
+//! Record layout (little-endian integers), 96 bytes:
 //!   header   64 bytes  see Header (checksummed)
 //!   mat slot 24 bytes  offset+1 of the copy in `pages` (0: in the WAL), its
 //!                      PayloadHash, and a check of both bound to the seq
@@ -481,7 +481,7 @@ pub const Writer = struct {
     }
 
     /// Appends the record of the transaction in WAL frames [first, commit]
-    /// (already written by SQLite): one 88-byte write.
+    /// (already written by SQLite): one record, copied into the mapped tail.
     pub fn append(self: *Writer, page_size: u32, salt1: u32, salt2: u32, first: u32, commit: u32, db_size: u32) Error!void {
         std.debug.assert(first >= 1 and commit >= first);
         std.debug.assert(page_size >= 512 and page_size <= 65536);
