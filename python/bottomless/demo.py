@@ -20,7 +20,7 @@ import click
 from bottomless import catalog
 from bottomless.config import Config
 from bottomless.connect import connect
-from bottomless.embedded import embedded_s3
+from bottomless.embedded import EmbeddedServerMissing, embedded_s3
 from bottomless.s3 import S3Store
 
 
@@ -31,8 +31,15 @@ def _endpoint() -> Iterator[str]:
         yield configured
         return
     click.echo("no LIBSQL_BOTTOMLESS_ENDPOINT set: starting an embedded S3 server (moto)")
-    with embedded_s3() as endpoint:
+    try:
+        server = embedded_s3()
+        endpoint = server.__enter__()
+    except EmbeddedServerMissing as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
         yield endpoint
+    finally:
+        server.__exit__(None, None, None)
 
 
 def _remove_local(db: Path) -> None:
@@ -42,6 +49,7 @@ def _remove_local(db: Path) -> None:
     db.unlink()
 
 
+@click.command(help="Write a database through bottomless, replicate it, delete it and restore it.")
 def main() -> None:
     with _endpoint() as endpoint, tempfile.TemporaryDirectory(prefix="bottomless-demo-") as tmp:
         config = Config.from_env(
