@@ -64,9 +64,10 @@ typedef struct bottomless_record {
 } bottomless_record;
 
 /*
- * Running state of a SQLite WAL checksum chain. Frames produced or verified
- * by this library use big-endian checksums (WAL magic 0x377f0683) and carry
- * salt1/salt2 in their headers.
+ * Running state of a SQLite WAL checksum chain. Frames produced by this
+ * library checksum their words little-endian (what SQLite writes on x86-64
+ * and aarch64, WAL magic 0x377f0682, and what libSQL's bottomless checks)
+ * and carry salt1/salt2 in their headers.
  */
 typedef struct bottomless_chain {
   uint32_t salt1;
@@ -124,23 +125,28 @@ int bottomless_spool_reconcile(bottomless_spool *spool, uint64_t *appended);
 
 /* ---- restore ------------------------------------------------------------ */
 
+#define BOTTOMLESS_APPLY_VERIFY 1      /* check every frame's chained checksum */
+#define BOTTOMLESS_APPLY_BIG_ENDIAN 2  /* checksum words are big-endian (earlier buckets) */
 /*
- * Writes the pages of WAL frames (as produced by bottomless_spool_frames)
- * into a database file (not open in SQLite). With verify != 0 every frame's
- * salts and chained checksum are checked against chain first, and nothing
- * of a frame that fails is written. chain is advanced past the frames.
- * *db_size gets the database size of the last commit frame (0 if none);
- * *frames the number of frames applied. Frames after the last commit frame
- * are not applied (they are reported as CORRUPT: a batch never ends
- * mid-transaction).
+ * Writes the pages of WAL frames (as produced by bottomless_spool_frames,
+ * or as SQLite wrote them) into a database file (not open in SQLite).
+ * With BOTTOMLESS_APPLY_VERIFY in flags every frame's chained checksum is
+ * checked against chain first (salts are not compared), and nothing is
+ * written when one fails. Only frames up to the last commit frame are
+ * written; chain is advanced to that frame, and *frames (the number
+ * written) tells the caller where the unfinished transaction it must hand
+ * in again, before the next frames, starts. *db_size gets the database size
+ * of the last commit frame (0 if none).
  */
 int bottomless_apply_frames(const char *db_path, uint32_t page_size,
-                            const uint8_t *frames, size_t len, int verify,
+                            const uint8_t *frames, size_t len, int flags,
                             bottomless_chain *chain, uint32_t *db_size,
                             uint64_t *frames_applied);
 /* Sets the file to db_size pages and makes it durable. */
 int bottomless_finish_restore(const char *db_path, uint32_t page_size, uint32_t db_size);
-/* SQLite's WAL checksum (big-endian variant) over data, continuing chain. */
-int bottomless_wal_checksum(const uint8_t *data, size_t len, bottomless_chain *chain);
+/* SQLite's WAL checksum over data (words big-endian when big_endian != 0,
+ * else little-endian), continuing chain. */
+int bottomless_wal_checksum(const uint8_t *data, size_t len, int big_endian,
+                            bottomless_chain *chain);
 
 #endif

@@ -247,12 +247,13 @@ export fn bottomless_spool_reconcile(s: ?*Spool, appended: ?*u64) c_int {
     return status.OK;
 }
 
-export fn bottomless_apply_frames(db_path: ?[*:0]const u8, page_size: u32, frames: ?[*]const u8, len: usize, verify: c_int, chain: ?*walfmt.Chain, db_size: ?*u32, applied: ?*u64) c_int {
+export fn bottomless_apply_frames(db_path: ?[*:0]const u8, page_size: u32, frames: ?[*]const u8, len: usize, flags: c_int, chain: ?*walfmt.Chain, db_size: ?*u32, applied: ?*u64) c_int {
     status.clear();
     const path = db_path orelse return misuse("db_path is NULL");
     const ch = chain orelse return misuse("chain is NULL");
     const data: []const u8 = if (len == 0) &.{} else (frames orelse return misuse("frames is NULL"))[0..len];
-    const a = restore.applyFrames(path, page_size, data, verify != 0, ch) catch |e| return fail(e);
+    if (flags & ~@as(c_int, apply_verify | apply_big_endian) != 0) return misuse("unknown apply flags");
+    const a = restore.applyFrames(path, page_size, data, flags & apply_verify != 0, flags & apply_big_endian != 0, ch) catch |e| return fail(e);
     if (db_size) |d| d.* = a.db_size;
     if (applied) |p| p.* = a.frames;
     return status.OK;
@@ -265,13 +266,16 @@ export fn bottomless_finish_restore(db_path: ?[*:0]const u8, page_size: u32, db_
     return status.OK;
 }
 
-export fn bottomless_wal_checksum(data: ?[*]const u8, len: usize, chain: ?*walfmt.Chain) c_int {
+const apply_verify: c_int = 1; // BOTTOMLESS_APPLY_VERIFY
+const apply_big_endian: c_int = 2; // BOTTOMLESS_APPLY_BIG_ENDIAN
+
+export fn bottomless_wal_checksum(data: ?[*]const u8, len: usize, big_endian: c_int, chain: ?*walfmt.Chain) c_int {
     status.clear();
     const ch = chain orelse return misuse("chain is NULL");
     if (len % 8 != 0) return misuse("length must be a multiple of 8");
     const d: []const u8 = if (len == 0) &.{} else (data orelse return misuse("data is NULL"))[0..len];
     var s = [2]u32{ ch.cksum1, ch.cksum2 };
-    walfmt.checksum(d, true, &s);
+    walfmt.checksum(d, big_endian != 0, &s);
     ch.cksum1 = s[0];
     ch.cksum2 = s[1];
     return status.OK;

@@ -83,11 +83,24 @@ pub const FrameHeader = struct {
     }
 };
 
-/// Checks one frame against the running chain and advances it. Returns false
-/// (chain untouched) when salts or checksum disagree.
+/// Byte order of the checksum words in frames this library ships: what
+/// SQLite writes on x86-64 and aarch64 (WAL magic 0x377f0682), and what
+/// libSQL's bottomless checks (it reads words in the host's order).
+pub const ship_big_endian = false;
+
+/// Checks one frame of a local WAL against the running chain and advances
+/// it. Returns false (chain untouched) when salts or checksum disagree.
 pub fn verifyFrame(hdr: *const [frame_header_size]u8, page: []const u8, big_endian: bool, chain: *Chain) bool {
     const f = FrameHeader.parse(hdr);
     if (f.salt1 != chain.salt1 or f.salt2 != chain.salt2) return false;
+    return verifyChecksum(hdr, page, big_endian, chain);
+}
+
+/// Checks only the chained checksum of a shipped frame (salts are the WAL's
+/// own in libSQL's buckets, and neither libSQL nor SQLite's restore needs
+/// them: the chain already ties each frame to the one before).
+pub fn verifyChecksum(hdr: *const [frame_header_size]u8, page: []const u8, big_endian: bool, chain: *Chain) bool {
+    const f = FrameHeader.parse(hdr);
     var s = [2]u32{ chain.cksum1, chain.cksum2 };
     checksum(hdr[0..8], big_endian, &s);
     checksum(page, big_endian, &s);
@@ -97,15 +110,16 @@ pub fn verifyFrame(hdr: *const [frame_header_size]u8, page: []const u8, big_endi
     return true;
 }
 
-/// Writes a frame header (big-endian checksums) for page and advances chain.
+/// Writes a frame header (checksum words in `ship_big_endian` order; header
+/// fields big-endian, as SQLite stores them) for page and advances chain.
 pub fn encodeFrame(out: *[frame_header_size]u8, pgno: u32, db_size: u32, page: []const u8, chain: *Chain) void {
     std.mem.writeInt(u32, out[0..4], pgno, .big);
     std.mem.writeInt(u32, out[4..8], db_size, .big);
     std.mem.writeInt(u32, out[8..12], chain.salt1, .big);
     std.mem.writeInt(u32, out[12..16], chain.salt2, .big);
     var s = [2]u32{ chain.cksum1, chain.cksum2 };
-    checksum(out[0..8], true, &s);
-    checksum(page, true, &s);
+    checksum(out[0..8], ship_big_endian, &s);
+    checksum(page, ship_big_endian, &s);
     chain.cksum1 = s[0];
     chain.cksum2 = s[1];
     std.mem.writeInt(u32, out[16..20], s[0], .big);
@@ -118,9 +132,11 @@ test "encode then verify round-trips and detects a flipped byte" {
     var w = Chain{ .salt1 = 1, .salt2 = 2, .cksum1 = 3, .cksum2 = 4 };
     encodeFrame(&hdr, 5, 1, &page, &w);
     var r = Chain{ .salt1 = 1, .salt2 = 2, .cksum1 = 3, .cksum2 = 4 };
-    try std.testing.expect(verifyFrame(&hdr, &page, true, &r));
+    try std.testing.expect(verifyFrame(&hdr, &page, ship_big_endian, &r));
     try std.testing.expectEqual(w, r);
+    var other_order = Chain{ .salt1 = 1, .salt2 = 2, .cksum1 = 3, .cksum2 = 4 };
+    try std.testing.expect(!verifyChecksum(&hdr, &page, !ship_big_endian, &other_order));
     page[100] ^= 1;
     var r2 = Chain{ .salt1 = 1, .salt2 = 2, .cksum1 = 3, .cksum2 = 4 };
-    try std.testing.expect(!verifyFrame(&hdr, &page, true, &r2));
+    try std.testing.expect(!verifyFrame(&hdr, &page, ship_big_endian, &r2));
 }

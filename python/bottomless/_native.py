@@ -30,12 +30,15 @@ BUSY = 2
 CORRUPT = -2
 
 
-def header_path() -> Path:
-    """Path of bottomless.h: the installed copy first, then the checkout's."""
-    candidates = [
-        _PKG_DIR / "_lib" / "bottomless.h",
-        _PKG_DIR.parent.parent / "native" / "include" / "bottomless.h",
-    ]
+def header_path(library: str | None = None) -> Path:
+    """Path of the bottomless.h that belongs to ``library`` (default: the
+    library ``extension_path()`` picks): the installed copy beside a library
+    in ``_lib/``, the checkout's beside one in ``zig-out/``. A header older
+    or newer than the library would bind its calls with the wrong arguments."""
+    installed = _PKG_DIR / "_lib" / "bottomless.h"
+    checkout = _PKG_DIR.parent.parent / "native" / "include" / "bottomless.h"
+    lib = Path(library or extension_path()).resolve()
+    candidates = [installed, checkout] if lib.parent == installed.parent else [checkout, installed]
     for path in candidates:
         if path.is_file():
             return path
@@ -68,8 +71,8 @@ class Native:
 
     def __init__(self, library: str | None = None) -> None:
         self.ffi = cffi.FFI()
-        self.ffi.cdef(cdef_source(header_path().read_text()))
         self.path = library or extension_path()
+        self.ffi.cdef(cdef_source(header_path(self.path).read_text()))
         self.lib: Any = self.ffi.dlopen(self.path)
 
     # -- plumbing ---------------------------------------------------------
@@ -100,25 +103,36 @@ class Native:
         text: str = self.ffi.string(self.lib.bottomless_version()).decode()
         return text
 
-    def wal_checksum(self, data: bytes, chain: Chain) -> Chain:
-        """SQLite's big-endian WAL checksum over ``data``, continuing ``chain``."""
+    def wal_checksum(self, data: bytes, chain: Chain, big_endian: bool = False) -> Chain:
+        """SQLite's WAL checksum over ``data``, continuing ``chain`` (words
+        little-endian, as this library ships them, unless ``big_endian``)."""
         c = self._chain_in(chain)
-        self.check(self.lib.bottomless_wal_checksum(data, len(data), c), "wal checksum")
+        self.check(self.lib.bottomless_wal_checksum(data, len(data), int(big_endian), c), "wal checksum")
         return self._chain_out(c)
 
     def apply_frames(
-        self, db_path: str, page_size: int, frames: bytes, chain: Chain, verify: bool = True
+        self,
+        db_path: str,
+        page_size: int,
+        frames: bytes,
+        chain: Chain,
+        verify: bool = True,
+        big_endian: bool = False,
     ) -> ApplyResult:
-        """Write the pages of WAL ``frames`` into the file at ``db_path``."""
+        """Write the pages of WAL ``frames`` up to the last commit frame into
+        the file at ``db_path``; ``frames_applied`` says how many that was."""
         c = self._chain_in(chain)
         db_size = self.ffi.new("uint32_t *")
         applied = self.ffi.new("uint64_t *")
+        flags = (self.lib.BOTTOMLESS_APPLY_VERIFY if verify else 0) | (
+            self.lib.BOTTOMLESS_APPLY_BIG_ENDIAN if big_endian else 0
+        )
         code = self.lib.bottomless_apply_frames(
             db_path.encode(),
             page_size,
             frames,
             len(frames),
-            1 if verify else 0,
+            flags,
             c,
             db_size,
             applied,

@@ -25,6 +25,7 @@ class Batch:
     unix_secs: int
     compression: str
     size: int
+    merged: bool = False  # a run of batches in one object (this project's)
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,7 @@ def load_generation(store: S3Store, db_name: str, generation: uuid.UUID) -> Gene
                     parsed.unix_secs,
                     parsed.compression,
                     obj.size,
+                    parsed.merged,
                 )
             )
             continue
@@ -140,19 +142,3 @@ def load_generation(store: S3Store, db_name: str, generation: uuid.UUID) -> Gene
         flags[layout.CHANGE_COUNTER],
         other,
     )
-
-
-def read_dep(store: S3Store, db_name: str, generation: uuid.UUID) -> uuid.UUID | None:
-    """The parent generation named by ``.dep``, or None when there is none."""
-    key = layout.dep_key(db_name, generation)
-    data = store.get_or_none(key)
-    if data is None:
-        return None
-    try:
-        return layout.decode_dep(data)
-    except ValueError as exc:
-        raise LayoutError(f"object {key!r} is malformed: {exc}") from None
-
-
-def read_change_counter(store: S3Store, db_name: str, generation: uuid.UUID) -> bytes | None:
-    return store.get_or_none(layout.change_counter_key(db_name, generation))

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import os
+import shutil
+import tempfile
 import zlib
 
 import zstandard
@@ -10,6 +13,7 @@ import zstandard
 from bottomless.errors import CompressionError
 
 CODECS = ("zstd", "gz", "raw")
+FILE_CHUNK = 1 << 20
 
 
 def compress(data: bytes, codec: str, level: int | None = None) -> bytes:
@@ -50,3 +54,21 @@ def _zstd(data: bytes) -> bytes:
             raise ValueError("truncated zstd frame")
         rest = decoder.unused_data
     return bytes(out)
+
+
+def compress_file(src: str, codec: str, dest_dir: str) -> str:
+    """Compressed copy of ``src`` (a new temporary file the caller removes),
+    in bounded memory. One zstd frame or one gzip member, as libSQL's reader
+    reads only the first."""
+    fd, out = tempfile.mkstemp(prefix=".bottomless-upload-", dir=dest_dir)
+    with os.fdopen(fd, "wb") as dst, open(src, "rb") as source:
+        if codec == "zstd":
+            zstandard.ZstdCompressor(level=3, threads=-1).copy_stream(
+                source, dst, read_size=FILE_CHUNK, write_size=FILE_CHUNK
+            )
+        elif codec == "gz":
+            with gzip.GzipFile(fileobj=dst, mode="wb", compresslevel=6, mtime=0) as gz:
+                shutil.copyfileobj(source, gz, FILE_CHUNK)
+        else:
+            shutil.copyfileobj(source, dst, FILE_CHUNK)
+    return out

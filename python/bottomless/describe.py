@@ -7,9 +7,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from bottomless import catalog, layout
-from bottomless.compression import decompress
-from bottomless.frames import Meta, last_header
+from bottomless import catalog, objects
+from bottomless.crypto import KEY_VAR, Cipher, is_encrypted
+from bottomless.frames import last_header
 from bottomless.generation import created_at, format_created_at
 from bottomless.s3 import S3Store
 
@@ -71,14 +71,22 @@ def _iso_z(moment: datetime | None) -> str:
     return "" if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def describe(store: S3Store, db_name: str, generation: uuid.UUID) -> GenerationDetails:
-    """Gather ``ls -v`` facts: one LIST, small GETs, and the last batch."""
+FROM_ENV = "from-env"  # describe(cipher=...) default: the key in the environment, if any
+
+
+def describe(
+    store: S3Store, db_name: str, generation: uuid.UUID, cipher: Cipher | None | str = FROM_ENV
+) -> GenerationDetails:
+    """Gather ``ls -v`` facts: one LIST, small GETs, and the last batch
+    (decrypted with ``cipher``, by default the key in the environment, when
+    the generation is encrypted)."""
+    key = Cipher.from_env() if isinstance(cipher, str) else cipher
     gen = catalog.load_generation(store, db_name, generation)
-    counter = catalog.read_change_counter(store, db_name, generation)
-    parent = catalog.read_dep(store, db_name, generation) if gen.has_dep else None
+    counter = objects.read_change_counter(store, db_name, generation)
+    parent = objects.read_dep(store, db_name, generation) if gen.has_dep else None
     checksum = "0"
     if gen.batches and gen.has_meta:
-        checksum = _last_checksum(store, db_name, gen)
+        checksum = _last_checksum(store, db_name, gen, key)
     return GenerationDetails(
         generation=generation,
         created_at=created_at(generation),
@@ -92,10 +100,16 @@ def describe(store: S3Store, db_name: str, generation: uuid.UUID) -> GenerationD
     )
 
 
-def _last_checksum(store: S3Store, db_name: str, gen: catalog.Generation) -> str:
-    meta = Meta.decode(store.get(layout.meta_key(db_name, gen.generation)))
+def _last_checksum(store: S3Store, db_name: str, gen: catalog.Generation, cipher: Cipher | None) -> str:
+    """The checksum in the header of the generation's last frame."""
+    meta = objects.read_meta(store, db_name, gen.generation)
+    if meta is None:
+        return "0"
     batch = gen.batches[-1]
-    data = decompress(store.get(batch.key), batch.compression, batch.key)
+    body = store.get(batch.key)
+    if cipher is None and is_encrypted(body):
+        return f"unknown (encrypted: set {KEY_VAR})"
+    data = objects.decode_body(body, batch.key, batch.compression, cipher)
     header = last_header(data, meta.page_size)
     if header is None:
         return "0"

@@ -2,11 +2,15 @@
 
 A batch object holds WAL frames: a 24-byte header (page number, database
 size after commit or 0, salt1, salt2, cksum1, cksum2; all u32 big-endian)
-followed by the page image. Checksums follow SQLite's WAL rules (big-endian
-variant), chained frame after frame from a per-generation seed kept in
-``.meta``. The chain of a generation starts as
-``Chain(salt1=seed1, salt2=seed2, cksum1=seed1, cksum2=seed2)``; the
-replicator and restore both use :func:`chain_from_seed`.
+followed by the page image. Checksums follow SQLite's WAL rules, chained
+frame after frame from the two words kept in ``.meta``; the words summed
+are read little-endian, as SQLite writes them on x86-64 and aarch64 (WAL
+magic 0x377f0682) and as libSQL's bottomless checks them. (This project's
+first buckets summed them big-endian; restore recognises those.) libSQL
+stores the WAL header's checksum in ``.meta`` and ships SQLite's frames
+with the WAL's salts; this project stores a random seed and uses it as
+salts too: ``Chain(salt1=seed1, salt2=seed2, cksum1=seed1, cksum2=seed2)``
+(:func:`chain_from_seed`). Readers check the chain, not the salts.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@
 
     <db-name>-<generation>/db.<zstd|gz|raw>                          snapshot
     <db-name>-<generation>/<first:012>-<last:012>-<unix_secs>.<ext>  WAL frame batch
+    <db-name>-<generation>/<first:012>-<last:012>-<unix_secs>.merged.<ext>
+                                                 run of batches in one object (this project's)
     <db-name>-<generation>/.meta                                      page size + seed
     <db-name>-<generation>/.changecounter                             db header bytes 24..27
     <db-name>-<generation>/.dep                                       parent generation (16 bytes)
@@ -25,7 +27,10 @@ CHANGE_COUNTER = ".changecounter"
 DEP = ".dep"
 SNAPSHOT_STEM = "db"
 
-_BATCH = re.compile(r"^(\d{12,})-(\d{12,})-(\d+)\.([a-z]+)$")
+MERGED = "merged"
+# libSQL's parser (replicator.rs parse_frame_range) reads the time up to the
+# last '.', so ".merged.<ext>" makes it skip the object rather than replay it.
+_BATCH = re.compile(r"^(\d{12,})-(\d{12,})-(\d+)(\.merged)?\.([a-z]+)$")
 _UUID_LEN = 36
 
 
@@ -87,6 +92,15 @@ def batch_key(db_name: str, generation: uuid.UUID, first: int, last: int, unix_s
     return generation_prefix(db_name, generation) + name
 
 
+def merged_batch_key(
+    db_name: str, generation: uuid.UUID, first: int, last: int, unix_secs: int, compression: str
+) -> str:
+    """A run of batches uploaded again as one object (``merging.py``)."""
+    key = batch_key(db_name, generation, first, last, unix_secs, compression)
+    head, _, codec = key.rpartition(".")
+    return f"{head}.{MERGED}.{codec}"
+
+
 def _codec(compression: str) -> str:
     if compression not in CODECS:
         raise LayoutError(f"unknown compression {compression!r} (expected one of {', '.join(CODECS)})")
@@ -101,17 +115,18 @@ class BatchName:
     last: int
     unix_secs: int
     compression: str
+    merged: bool = False
 
 
 def parse_batch_name(name: str) -> BatchName | None:
     """Parse the last component of a batch key; None when it is not one."""
     match = _BATCH.match(name)
-    if not match or match.group(4) not in CODECS:
+    if not match or match.group(5) not in CODECS:
         return None
     first, last, secs = int(match.group(1)), int(match.group(2)), int(match.group(3))
     if first < 1 or last < first:
         return None
-    return BatchName(first, last, secs, match.group(4))
+    return BatchName(first, last, secs, match.group(5), match.group(4) is not None)
 
 
 def parse_snapshot_name(name: str) -> str | None:

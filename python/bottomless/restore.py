@@ -22,23 +22,21 @@ from datetime import datetime
 from functools import partial
 from pathlib import Path
 
-from bottomless import catalog, layout
-from bottomless._native import Native, load
+from bottomless import catalog, layout, objects
+from bottomless._native import CORRUPT, ApplyResult, Native, load
 from bottomless.catalog import Batch, Generation
-from bottomless.compression import decompress
-from bottomless.crypto import KEY_FILE_VAR, KEY_VAR, Cipher, EncryptionError, is_encrypted
+from bottomless.crypto import Cipher, is_encrypted
 from bottomless.errors import (
     BottomlessError,
-    CompressionError,
     LayoutError,
     NativeError,
     NoSuchObject,
     RestoreError,
 )
-from bottomless.frames import Meta, frame_count
+from bottomless.frames import Meta, frame_count, frame_size
 from bottomless.generation import created_at
 from bottomless.s3 import S3Store
-from bottomless.snapshot_check import snapshot_pages
+from bottomless.snapshot_check import SQLITE_MAGIC, parse_header, snapshot_pages
 from bottomless.uploads import TRANSFER
 
 log = logging.getLogger(__name__)
@@ -52,7 +50,7 @@ class Step:
     """One generation of a restore plan and the batches applied from it."""
 
     generation: Generation
-    meta: Meta
+    meta: Meta | None  # None: a generation without frames (libSQL writes no .meta then)
     batches: list[Batch]
 
 
@@ -61,17 +59,17 @@ class Plan:
     """Everything a restore will fetch, in the order it is applied."""
 
     db_name: str
-    snapshot_key: str
-    snapshot_compression: str
-    steps: list[Step]  # oldest generation (the one with the snapshot) first
+    snapshot_key: str | None  # None: libSQL's first generation, which starts from an empty file
+    snapshot_compression: str | None
+    steps: list[Step]  # oldest generation (the one with the snapshot, or the first one) first
 
     @property
     def generation(self) -> uuid.UUID:
         return self.steps[-1].generation.generation
 
     @property
-    def page_size(self) -> int:
-        return self.steps[0].meta.page_size
+    def metas(self) -> list[Meta]:
+        return [step.meta for step in self.steps if step.meta is not None]
 
     @property
     def batch_count(self) -> int:
@@ -89,6 +87,7 @@ class RestoreResult:
     frames_applied: int
     checksums_verified: int
     integrity: str
+    uncommitted_frames: int = 0  # frames after a generation's last commit, not applied (libSQL's writer ships them)
 
 
 def choose_generation(
@@ -111,18 +110,9 @@ def choose_generation(
     raise RestoreError(f"no generation of database {db_name!r} was created at or before {until.isoformat()}")
 
 
-def read_meta(store: S3Store, db_name: str, generation: uuid.UUID) -> Meta:
-    key = layout.meta_key(db_name, generation)
-    try:
-        return Meta.decode(store.get(key))
-    except NoSuchObject:
-        raise RestoreError(f"object {key!r} is missing (page size and checksum seed)") from None
-    except ValueError as exc:
-        raise RestoreError(f"object {key!r} is malformed: {exc}") from None
-
-
 def plan_restore(store: S3Store, db_name: str, generation: uuid.UUID, until: datetime | None = None) -> Plan:
-    """Follow ``.dep`` back to a generation with a snapshot; pick the batches."""
+    """Follow ``.dep`` back to a generation with a snapshot (or to libSQL's
+    first generation, which has neither snapshot nor ``.dep``); pick the batches."""
     chain: list[Generation] = []
     seen: set[uuid.UUID] = set()
     current: uuid.UUID | None = generation
@@ -141,26 +131,35 @@ def plan_restore(store: S3Store, db_name: str, generation: uuid.UUID, until: dat
         if gen.snapshot is not None:
             break
         try:
-            current = catalog.read_dep(store, db_name, current)
+            current = objects.read_dep(store, db_name, current)
         except LayoutError as exc:
             raise RestoreError(str(exc)) from None
-        if current is None:
+        if current is None and not gen.batches:
             raise RestoreError(
-                f"generation {prefix} has no snapshot ({prefix}db.<zstd|gz|raw>) and no .dep parent to continue from"
+                f"generation {prefix} has no snapshot ({prefix}db.<zstd|gz|raw>), no batches "
+                "and no .dep parent to continue from"
             )
     root = chain[0]
-    assert root.snapshot is not None and root.snapshot_compression is not None
     steps: list[Step] = []
     for gen in chain:
-        meta = read_meta(store, db_name, gen.generation)
-        if steps and meta.page_size != steps[0].meta.page_size:
+        try:
+            meta = objects.read_meta(store, db_name, gen.generation)
+        except LayoutError as exc:
+            raise RestoreError(str(exc)) from None
+        if meta is None and gen.batches:
+            raise RestoreError(
+                f"object {layout.meta_key(db_name, gen.generation)!r} is missing (page size and checksum seed "
+                f"of the {len(gen.batches)} batch(es) in {gen.prefix})"
+            )
+        first = next((step.meta for step in steps if step.meta is not None), None)
+        if meta is not None and first is not None and meta.page_size != first.page_size:
             key = layout.meta_key(db_name, gen.generation)
             raise RestoreError(
-                f"object {key!r} says page size {meta.page_size}, "
-                f"the snapshot's generation says {steps[0].meta.page_size}"
+                f"object {key!r} says page size {meta.page_size}, an earlier generation's .meta says {first.page_size}"
             )
         steps.append(Step(gen, meta, select_batches(gen, until)))
-    return Plan(db_name, root.snapshot.key, root.snapshot_compression, steps)
+    snapshot_key = root.snapshot.key if root.snapshot is not None else None
+    return Plan(db_name, snapshot_key, root.snapshot_compression, steps)
 
 
 def select_batches(gen: Generation, until: datetime | None) -> list[Batch]:
@@ -232,32 +231,26 @@ def _build(
     native: Native,
     cipher: Cipher | None = None,
 ) -> RestoreResult:
-    page_size = plan.page_size
     total = plan.batch_count + 1
     done = 0
+    frames_total = 0
+    uncommitted = 0
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         jobs = _prefetch(pool, store, plan, workers * 2)
-        _, snapshot_future = next(jobs)
-        raw = _fetched(snapshot_future, plan.snapshot_key)
-        encrypted = is_encrypted(raw)
-        snapshot = _decoded(raw, plan.snapshot_key, plan.snapshot_compression, cipher, encrypted)
-        del raw
-        try:
-            db_size = snapshot_pages(snapshot, page_size)
-        except ValueError as exc:
-            raise RestoreError(f"snapshot {plan.snapshot_key!r} is unusable: {exc}") from None
-        Path(tmp).write_bytes(snapshot)
-        del snapshot
-        log.info("Restored the main database file")
+        page_size, db_size, encrypted = _start(plan, jobs, tmp, cipher)
         done += 1
         if progress:
             progress(done, total)
-        frames_total = 0
         for step in plan.steps:
-            chain = step.meta.chain()
+            if step.meta is None:
+                continue  # a generation without frames: its snapshot is all it holds
+            replay = _Replay(native, tmp, page_size, step.meta, verify, step.generation.prefix)
             for batch in step.batches:
                 _, future = next(jobs)
-                data = _decoded(_fetched(future, batch.key), batch.key, batch.compression, cipher, encrypted)
+                raw = _fetched(future, batch.key)
+                if encrypted is None:
+                    encrypted = is_encrypted(raw)
+                data = _decoded(raw, batch.key, batch.compression, cipher, encrypted)
                 try:
                     count = frame_count(data, page_size)
                 except ValueError as exc:
@@ -266,22 +259,23 @@ def _build(
                     raise RestoreError(
                         f"batch {batch.key!r} holds {count} frames, its name says {batch.last - batch.first + 1}"
                     )
-                try:
-                    applied = native.apply_frames(tmp, page_size, data, chain, verify)
-                except NativeError as exc:
-                    raise RestoreError(f"batch {batch.key!r} failed to apply: {exc}") from None
-                if applied.frames_applied != count:
-                    raise RestoreError(
-                        f"batch {batch.key!r}: only {applied.frames_applied} of {count} "
-                        "frames belong to a committed transaction"
-                    )
-                chain = applied.chain
-                if applied.db_size:
-                    db_size = applied.db_size
-                frames_total += count
+                applied_size = replay.apply(batch.key, data)
+                if applied_size:
+                    db_size = applied_size
                 done += 1
                 if progress:
                     progress(done, total)
+            frames_total += replay.frames_applied
+            if replay.pending_frames:
+                uncommitted += replay.pending_frames
+                log.warning(
+                    "generation %s ends with %d frame(s) of a transaction that never committed; "
+                    "they are not applied",
+                    step.generation.prefix,
+                    replay.pending_frames,
+                )
+    if plan.snapshot_key is None:
+        _check_started_empty(plan, tmp, db_size)
     try:
         native.finish_restore(tmp, page_size, db_size)
     except NativeError as exc:
@@ -301,20 +295,62 @@ def _build(
         frames_applied=frames_total,
         checksums_verified=frames_total if verify else 0,
         integrity=integrity,
+        uncommitted_frames=uncommitted,
     )
+
+
+def _check_started_empty(plan: Plan, tmp: str, db_size: int) -> None:
+    """A generation without snapshot and ``.dep`` is libSQL's first one: its
+    first transaction writes the database from page 1. Frames that do not
+    mean its snapshot went missing."""
+    prefix = plan.steps[0].generation.prefix
+    with open(tmp, "rb") as f:
+        head = f.read(16)
+    if db_size == 0 or head != SQLITE_MAGIC:
+        raise RestoreError(
+            f"generation {prefix} has no snapshot ({prefix}db.<zstd|gz|raw>) and no .dep parent to continue "
+            "from, and its frames do not start a new database from page 1: its snapshot is missing"
+        )
+
+
+def _start(
+    plan: Plan, jobs: Iterator[tuple[str, Future[bytes]]], tmp: str, cipher: Cipher | None
+) -> tuple[int, int, bool | None]:
+    """Write the snapshot into ``tmp`` (or leave it empty: libSQL's first
+    generation starts from nothing); (page size, pages, encrypted), where
+    encrypted is None until an object says."""
+    metas = plan.metas
+    if plan.snapshot_key is None:
+        assert metas, "planned without snapshot and without frames"
+        return metas[0].page_size, 0, None
+    assert plan.snapshot_compression is not None
+    _, snapshot_future = next(jobs)
+    raw = _fetched(snapshot_future, plan.snapshot_key)
+    encrypted = is_encrypted(raw)
+    snapshot = _decoded(raw, plan.snapshot_key, plan.snapshot_compression, cipher, encrypted)
+    del raw
+    try:
+        page_size = metas[0].page_size if metas else parse_header(snapshot).page_size
+        db_size = snapshot_pages(snapshot, page_size)
+    except ValueError as exc:
+        raise RestoreError(f"snapshot {plan.snapshot_key!r} is unusable: {exc}") from None
+    Path(tmp).write_bytes(snapshot)
+    log.info("Restored the main database file")
+    return page_size, db_size, encrypted
 
 
 def _prefetch(pool: ThreadPoolExecutor, store: S3Store, plan: Plan, window: int) -> Iterator[tuple[str, Future[bytes]]]:
     """Futures of the snapshot and every batch, in apply order, with at most
     ``window`` downloads ahead of the consumer."""
-    keys = [plan.snapshot_key] + [b.key for s in plan.steps for b in s.batches]
+    keys = [plan.snapshot_key] if plan.snapshot_key is not None else []
+    keys += [b.key for s in plan.steps for b in s.batches]
     pending: deque[tuple[str, Future[bytes]]] = deque()
     position = 0
     while position < len(keys) or pending:
         while position < len(keys) and len(pending) < max(1, window):
             key = keys[position]
             # The snapshot can be large: ranged GETs in parallel.
-            fetch = partial(store.get_large, transfer=TRANSFER) if position == 0 else store.get
+            fetch = partial(store.get_large, transfer=TRANSFER) if key == plan.snapshot_key else store.get
             pending.append((key, pool.submit(fetch, key)))
             position += 1
         yield pending.popleft()
@@ -339,20 +375,57 @@ def _decoded(data: bytes, key: str, codec: str, cipher: Cipher | None, generatio
             f"object {key!r} {state} encrypted but the snapshot it continues {'is not' if state == 'is' else 'is'}; "
             "refusing a mixed (possibly substituted) history"
         )
-    if generation_encrypted:
-        if cipher is None:
-            raise RestoreError(
-                f"object {key!r} is encrypted (aes-256-gcm): set {KEY_VAR} "
-                f"(base64 of the 32-byte key) or {KEY_FILE_VAR}"
-            )
-        try:
-            data = cipher.decrypt(data, key)
-        except EncryptionError as exc:
-            raise RestoreError(str(exc)) from None
     try:
-        return decompress(data, codec, key)
-    except CompressionError as exc:
+        return objects.decode_body(data, key, codec, cipher)
+    except LayoutError as exc:
         raise RestoreError(str(exc)) from None
+
+
+class _Replay:
+    """The frames of one generation, applied commit by commit.
+
+    libSQL's writer cuts batches every N frames, so a transaction may start
+    in one batch and commit in a later one: the frames after a batch's last
+    commit wait here and go in front of the next batch. Checksum words are
+    little-endian (SQLite on x86-64/aarch64, libSQL, this project now); a
+    generation this project wrote before used big-endian ones, which the
+    first batch reveals."""
+
+    def __init__(self, native: Native, tmp: str, page_size: int, meta: Meta, verify: bool, prefix: str) -> None:
+        self.native, self.tmp, self.page_size, self.verify, self.prefix = native, tmp, page_size, verify, prefix
+        self.chain = meta.chain()
+        self.big_endian: bool | None = None if verify else False
+        self.pending = b""
+        self.frames_applied = 0
+
+    @property
+    def pending_frames(self) -> int:
+        return len(self.pending) // frame_size(self.page_size)
+
+    def apply(self, key: str, data: bytes) -> int:
+        """Apply what ``data`` (the next batch) completes; the database size
+        after its last commit, 0 when it holds none."""
+        frames = self.pending + data if self.pending else data
+        try:
+            applied = self._apply(frames, bool(self.big_endian))
+        except NativeError as exc:
+            if self.big_endian is not None or exc.code != CORRUPT:
+                raise RestoreError(f"batch {key!r} failed to apply: {exc}") from None
+            try:
+                applied = self._apply(frames, True)
+            except NativeError:
+                raise RestoreError(f"batch {key!r} failed to apply: {exc}") from None
+            log.info("generation %s has big-endian checksums (written by an earlier bottomless)", self.prefix)
+            self.big_endian = True
+        if self.big_endian is None and frames:
+            self.big_endian = False
+        self.chain = applied.chain
+        self.pending = frames[applied.frames_applied * frame_size(self.page_size) :]
+        self.frames_applied += applied.frames_applied
+        return applied.db_size
+
+    def _apply(self, frames: bytes, big_endian: bool) -> ApplyResult:
+        return self.native.apply_frames(self.tmp, self.page_size, frames, self.chain, self.verify, big_endian)
 
 
 def integrity_check(path: str) -> str:

@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from bottomless import catalog
+from bottomless import catalog, objects
 from bottomless.generation import created_at
 from bottomless.s3 import S3Store
 
@@ -38,7 +38,7 @@ def _needed_parents(store: S3Store, db_name: str, kept: list[uuid.UUID]) -> set[
             gen = catalog.load_generation(store, db_name, current)
             if gen.snapshot is not None or not gen.has_dep:
                 break
-            current = catalog.read_dep(store, db_name, current)
+            current = objects.read_dep(store, db_name, current)
             if current is not None:
                 needed.add(current)
     return needed

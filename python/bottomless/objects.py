@@ -1,0 +1,92 @@
+"""Bodies of a generation's objects: the one place that knows how they are
+encoded and read back.
+
+Snapshots and batches are compressed with the codec their name announces
+and then, with a key, encrypted (``crypto.py``); decoding undoes both in
+the other order. ``.meta``, ``.dep`` and ``.changecounter`` are small
+plaintext objects in libSQL's encoding (``frames.Meta``, 16 raw UUID bytes,
+4 bytes of the database header).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+from bottomless import layout
+from bottomless.compression import compress, compress_file, decompress
+from bottomless.crypto import KEY_FILE_VAR, KEY_VAR, Cipher, EncryptionError, is_encrypted
+from bottomless.errors import CompressionError, LayoutError
+from bottomless.frames import Meta
+from bottomless.s3 import S3Store
+
+
+class ObjectError(LayoutError):
+    """An object's body cannot be decoded (damaged, encrypted without a key, wrong key)."""
+
+
+def encode_body(data: bytes, codec: str, key: str, cipher: Cipher | None) -> bytes:
+    """The body stored under ``key``: ``data`` compressed, then encrypted with a key."""
+    body = compress(data, codec)
+    return cipher.encrypt(body, key) if cipher is not None else body
+
+
+def encode_file(src: str, codec: str, key: str, cipher: Cipher | None, dest_dir: str) -> str:
+    """The body of ``key`` for the file ``src``, as a new temporary file in
+    ``dest_dir`` (the caller removes it), made in bounded memory."""
+    packed = compress_file(src, codec, dest_dir)
+    if cipher is None:
+        return packed
+    try:
+        return cipher.encrypt_file(packed, key, dest_dir)
+    finally:
+        os.unlink(packed)
+
+
+def decode_body(data: bytes, key: str, codec: str, cipher: Cipher | None) -> bytes:
+    """The content of the object ``key``: decrypted when it is encrypted,
+    then decompressed. ObjectError naming the object when either fails."""
+    if is_encrypted(data):
+        if cipher is None:
+            raise ObjectError(
+                f"object {key!r} is encrypted (aes-256-gcm): set {KEY_VAR} "
+                f"(base64 of the 32-byte key) or {KEY_FILE_VAR}"
+            )
+        try:
+            data = cipher.decrypt(data, key)
+        except EncryptionError as exc:
+            raise ObjectError(str(exc)) from None
+    try:
+        return decompress(data, codec, key)
+    except CompressionError as exc:
+        raise ObjectError(str(exc)) from None
+
+
+def read_meta(store: S3Store, db_name: str, generation: uuid.UUID) -> Meta | None:
+    """The generation's ``.meta`` (page size and checksum seed), None when
+    it has none (libSQL writes none for a generation without frames)."""
+    key = layout.meta_key(db_name, generation)
+    data = store.get_or_none(key)
+    if data is None:
+        return None
+    try:
+        return Meta.decode(data)
+    except ValueError as exc:
+        raise ObjectError(f"object {key!r} is malformed: {exc}") from None
+
+
+def read_dep(store: S3Store, db_name: str, generation: uuid.UUID) -> uuid.UUID | None:
+    """The parent generation named by ``.dep``, or None when there is none."""
+    key = layout.dep_key(db_name, generation)
+    data = store.get_or_none(key)
+    if data is None:
+        return None
+    try:
+        return layout.decode_dep(data)
+    except ValueError as exc:
+        raise ObjectError(f"object {key!r} is malformed: {exc}") from None
+
+
+def read_change_counter(store: S3Store, db_name: str, generation: uuid.UUID) -> bytes | None:
+    """``.changecounter``: bytes 24..27 of the snapshot's database header."""
+    return store.get_or_none(layout.change_counter_key(db_name, generation))
