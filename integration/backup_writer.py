@@ -4,7 +4,8 @@ Transactions come from a real SQLite WAL: a test writes through Python's
 sqlite3 with checkpoints off, :func:`read_wal` reads the committed frames
 back, and :class:`GenerationWriter` re-encodes them as bottomless batches
 (chained checksums from the generation's ``.meta`` seed, computed by the
-native ``bottomless_wal_checksum``).
+native ``bottomless_wal_checksum``; little-endian words, or big-endian ones
+as this project's first buckets had them).
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class GenerationWriter:
     chain: Chain | None = None
     next_frame: int = 1
     keys: list[str] = field(default_factory=list)
+    big_endian: bool = False  # checksum words as this project wrote them before (earlier buckets)
 
     def __post_init__(self) -> None:
         if self.meta is None:
@@ -92,10 +94,13 @@ class GenerationWriter:
         out = bytearray()
         count = 0
         for tx in txs:
-            frames, self.chain = encode_transaction(tx.pages, tx.db_size, self.chain, self.native.wal_checksum)
+            frames, self.chain = encode_transaction(tx.pages, tx.db_size, self.chain, self._checksum)
             out += frames
             count += len(tx.pages)
         return bytes(out), count
+
+    def _checksum(self, data: bytes, chain: Chain) -> Chain:
+        return self.native.wal_checksum(data, chain, big_endian=self.big_endian)
 
     def add_batch(self, txs: list[Transaction], unix_secs: int | None = None, raw: bytes | None = None) -> str:
         """Upload ``txs`` as the next batch; returns its key. ``raw`` replaces
