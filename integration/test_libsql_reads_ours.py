@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 import bottomless
+from backup_writer import GenerationWriter, SourceDb
 from bottomless import extension_path
+from bottomless._native import Native
 from bottomless.config import Config
 from bottomless.restore import restore
 from bottomless.s3 import S3Store
@@ -131,3 +133,50 @@ def test_libsql_cannot_restore_other_page_sizes_with_a_snapshot(store: S3Store, 
     ours = tmp_path / "ours.db"
     restore(store, DB, str(ours))
     _same_database(ours, source)
+
+
+def _earlier_style_bucket(store: S3Store, tmp_path: Path, native: Native, big_endian: bool) -> SourceDb:
+    """A generation as this project wrote them before: a merged object under
+    a plain batch name, checksum words big-endian when ``big_endian``."""
+    (tmp_path / "src").mkdir(parents=True)
+    src = SourceDb(tmp_path / "src" / DB)
+    src.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, body TEXT, n INTEGER)")
+    writer = GenerationWriter(store, DB, native, src.page_size, big_endian=big_endian)
+    writer.start(src.snapshot())
+    chain_at_start = writer.chain
+    batches = []
+    for i in range(6):
+        src.execute("INSERT INTO t(body, n) VALUES (?, ?)", (f"row {i}", i))
+        batches.append(src.take())
+        writer.add_batch(batches[-1])
+    # The run of all six, uploaded again as one object the old way.
+    rerun = GenerationWriter(store, DB, native, src.page_size, generation=writer.generation, big_endian=big_endian)
+    rerun.meta, rerun.chain = writer.meta, chain_at_start
+    rerun.add_batch([tx for txs in batches for tx in txs])
+    return src
+
+
+@pytest.mark.parametrize("big_endian", [True, False])
+def test_earlier_buckets_still_restore_here(
+    store: S3Store, tmp_path: Path, native: Native, big_endian: bool
+) -> None:
+    src = _earlier_style_bucket(store, tmp_path, native, big_endian)
+    ours = tmp_path / "ours.db"
+    result = restore(store, DB, str(ours))
+    assert result.checksums_verified == 6
+    sql = "SELECT id, body, n FROM t ORDER BY id"
+    assert read_rows(ours, sql) == src.rows(sql) and len(src.rows(sql)) == 6
+    src.close()
+
+
+def test_the_reader_catches_what_broke_libsql_before(store: S3Store, tmp_path: Path, native: Native) -> None:
+    """The yardstick is not blind: big-endian words fail libSQL's checksum at
+    frame 1, and a merged object under a batch name makes it stop quietly."""
+    _earlier_style_bucket(store, tmp_path, native, big_endian=True).close()
+    with pytest.raises(LibsqlError, match="Frame checksum verification failed"):
+        LibsqlReader(store.client, store.bucket, DB).restore(tmp_path / "be.db")
+    store.delete_many([o.key for o in store.list_objects(f"{DB}-")])
+    _earlier_style_bucket(store, tmp_path / "again", native, big_endian=False).close()
+    result = LibsqlReader(store.client, store.bucket, DB).restore(tmp_path / "le.db")
+    assert result.stopped and "Missing series of consecutive frames" in result.stopped[0]
+    assert result.transactions_applied == 1  # the first small batch, then the quiet stop
