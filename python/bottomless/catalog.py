@@ -29,6 +29,16 @@ class Batch:
 
 
 @dataclass(frozen=True)
+class Page:
+    """One page object of libSQL's 2023 per-page layout."""
+
+    key: str
+    frame: int
+    pgno: int
+    crc: int
+
+
+@dataclass(frozen=True)
 class Generation:
     """The objects of one generation, from one (paginated) listing."""
 
@@ -41,6 +51,13 @@ class Generation:
     has_dep: bool = False
     has_change_counter: bool = False
     other_keys: list[str] = field(default_factory=list)
+    pages: list[Page] = field(default_factory=list)  # 2023 layout, sorted by frame
+    has_consistent: bool = False  # 2023 layout
+
+    @property
+    def per_page(self) -> bool:
+        """Written in libSQL's 2023 layout (a page per object, ``.consistent``)."""
+        return bool(self.pages) or (self.has_consistent and not self.batches)
 
     @property
     def prefix(self) -> str:
@@ -56,13 +73,14 @@ class Generation:
         return self.batches[-1].last if self.batches else 0
 
     def all_keys(self) -> list[str]:
-        keys = [b.key for b in self.batches] + list(self.other_keys)
+        keys = [b.key for b in self.batches] + [p.key for p in self.pages] + list(self.other_keys)
         if self.snapshot:
             keys.append(self.snapshot.key)
         for present, name in (
             (self.has_meta, layout.META),
             (self.has_dep, layout.DEP),
             (self.has_change_counter, layout.CHANGE_COUNTER),
+            (self.has_consistent, layout.CONSISTENT),
         ):
             if present:
                 keys.append(self.prefix + name)
@@ -101,8 +119,9 @@ def load_generation(store: S3Store, db_name: str, generation: uuid.UUID) -> Gene
     snapshot: ObjectInfo | None = None
     snapshot_codec: str | None = None
     batches: list[Batch] = []
-    flags = {layout.META: False, layout.DEP: False, layout.CHANGE_COUNTER: False}
+    flags = {layout.META: False, layout.DEP: False, layout.CHANGE_COUNTER: False, layout.CONSISTENT: False}
     other: list[str] = []
+    pages: list[Page] = []
     for obj in store.list_objects(prefix):
         name = obj.key[len(prefix) :]
         if name in flags:
@@ -128,9 +147,14 @@ def load_generation(store: S3Store, db_name: str, generation: uuid.UUID) -> Gene
                 )
             )
             continue
+        page = layout.parse_page_name(name)
+        if page is not None:
+            pages.append(Page(obj.key, page.frame, page.pgno, page.crc))
+            continue
         log.debug("ignoring unknown object %s", obj.key)
         other.append(obj.key)
     batches.sort(key=lambda b: (b.first, b.last, b.unix_secs))
+    pages.sort(key=lambda p: (p.frame, p.pgno))
     return Generation(
         db_name,
         generation,
@@ -141,4 +165,6 @@ def load_generation(store: S3Store, db_name: str, generation: uuid.UUID) -> Gene
         flags[layout.DEP],
         flags[layout.CHANGE_COUNTER],
         other,
+        pages,
+        flags[layout.CONSISTENT],
     )

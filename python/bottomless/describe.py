@@ -85,13 +85,19 @@ def describe(
     counter = objects.read_change_counter(store, db_name, generation)
     parent = objects.read_dep(store, db_name, generation) if gen.has_dep else None
     checksum = "0"
-    if gen.batches and gen.has_meta:
+    consistent_frame = gen.last_frame
+    if gen.per_page:
+        # libSQL's 2023 layout says it in .consistent, as the seed's ls -v showed.
+        consistent = objects.read_consistent(store, db_name, generation)
+        if consistent is not None:
+            consistent_frame, checksum = consistent.frame, consistent.checksum_hex()
+    elif gen.batches and gen.has_meta:
         checksum = _last_checksum(store, db_name, gen, key)
     return GenerationDetails(
         generation=generation,
         created_at=created_at(generation),
         change_counter=None if counter is None else list(counter),
-        consistent_frame=gen.last_frame,
+        consistent_frame=consistent_frame,
         frame_checksum=checksum,
         snapshot_size=gen.snapshot.size if gen.snapshot else None,
         snapshot_last_modified=gen.snapshot.last_modified if gen.snapshot else None,

@@ -10,6 +10,12 @@
     <db-name>-<generation>/.changecounter                             db header bytes 24..27
     <db-name>-<generation>/.dep                                       parent generation (16 bytes)
     <db-name>.lease                                                   single-writer lease (JSON, this project's)
+
+libSQL's 2023 layout (read only) keeps one gzip object per page instead of
+batches, and ``.consistent`` instead of ``.meta``::
+
+    <db-name>-<generation>/<frame:012>-<pgno:012>-<crc64:016x>          one page
+    <db-name>-<generation>/.consistent                                  last committed frame + its WAL checksum
 """
 
 from __future__ import annotations
@@ -25,12 +31,14 @@ from bottomless.errors import LayoutError
 META = ".meta"
 CHANGE_COUNTER = ".changecounter"
 DEP = ".dep"
+CONSISTENT = ".consistent"
 SNAPSHOT_STEM = "db"
 
 MERGED = "merged"
 # libSQL's parser (replicator.rs parse_frame_range) reads the time up to the
 # last '.', so ".merged.<ext>" makes it skip the object rather than replay it.
 _BATCH = re.compile(r"^(\d{12,})-(\d{12,})-(\d+)(\.merged)?\.([a-z]+)$")
+_PAGE = re.compile(r"^(\d{12})-(\d{12})-([0-9a-f]{16})$")
 _UUID_LEN = 36
 
 
@@ -127,6 +135,26 @@ def parse_batch_name(name: str) -> BatchName | None:
     if first < 1 or last < first:
         return None
     return BatchName(first, last, secs, match.group(5), match.group(4) is not None)
+
+
+@dataclass(frozen=True, order=True)
+class PageName:
+    """A parsed page object name of the 2023 per-page layout."""
+
+    frame: int
+    pgno: int
+    crc: int
+
+
+def parse_page_name(name: str) -> PageName | None:
+    """Parse the last component of a 2023 page key; None when it is not one."""
+    match = _PAGE.match(name)
+    if not match:
+        return None
+    frame, pgno = int(match.group(1)), int(match.group(2))
+    if frame < 1 or pgno < 1:
+        return None
+    return PageName(frame, pgno, int(match.group(3), 16))
 
 
 def parse_snapshot_name(name: str) -> str | None:

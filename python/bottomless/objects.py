@@ -5,13 +5,15 @@ Snapshots and batches are compressed with the codec their name announces
 and then, with a key, encrypted (``crypto.py``); decoding undoes both in
 the other order. ``.meta``, ``.dep`` and ``.changecounter`` are small
 plaintext objects in libSQL's encoding (``frames.Meta``, 16 raw UUID bytes,
-4 bytes of the database header).
+4 bytes of the database header); libSQL's 2023 layout adds ``.consistent``.
 """
 
 from __future__ import annotations
 
 import os
+import struct
 import uuid
+from dataclasses import dataclass
 
 from bottomless import layout
 from bottomless.compression import compress, compress_file, decompress
@@ -90,3 +92,26 @@ def read_dep(store: S3Store, db_name: str, generation: uuid.UUID) -> uuid.UUID |
 def read_change_counter(store: S3Store, db_name: str, generation: uuid.UUID) -> bytes | None:
     """``.changecounter``: bytes 24..27 of the snapshot's database header."""
     return store.get_or_none(layout.change_counter_key(db_name, generation))
+
+
+@dataclass(frozen=True)
+class Consistent:
+    """``.consistent`` of libSQL's 2023 layout: the last committed frame and
+    SQLite's WAL checksum after it (u32 + 2 x u32, big-endian)."""
+
+    frame: int
+    cksum1: int
+    cksum2: int
+
+    def checksum_hex(self) -> str:
+        return format((self.cksum1 << 32) | self.cksum2, "x")
+
+
+def read_consistent(store: S3Store, db_name: str, generation: uuid.UUID) -> Consistent | None:
+    key = layout.generation_prefix(db_name, generation) + layout.CONSISTENT
+    data = store.get_or_none(key)
+    if data is None:
+        return None
+    if len(data) != 12:
+        raise ObjectError(f"object {key!r} is malformed: .consistent must be 12 bytes, got {len(data)}")
+    return Consistent(*struct.unpack(">3I", data))

@@ -22,7 +22,7 @@ from datetime import datetime
 from functools import partial
 from pathlib import Path
 
-from bottomless import catalog, layout, objects
+from bottomless import catalog, layout, objects, perpage
 from bottomless._native import CORRUPT, ApplyResult, Native, load
 from bottomless.catalog import Batch, Generation
 from bottomless.crypto import Cipher, is_encrypted
@@ -208,17 +208,68 @@ def restore(
     key: Cipher | None = Cipher.from_env() if isinstance(cipher, str) else cipher
     chosen = choose_generation(store, db_name, generation, until)
     log.info("Restoring from generation %s", chosen)
-    plan = plan_restore(store, db_name, chosen, until)
+    newest = _load(store, db_name, chosen)
+    build: Callable[[str], RestoreResult]
+    if newest.per_page:
+        build = partial(_build_per_page, store, newest, verify, progress)
+    else:
+        plan = plan_restore(store, db_name, chosen, until)
+        build = partial(
+            _build, store, plan, verify=verify, workers=workers, progress=progress, native=native or load(), cipher=key
+        )
     target_path = Path(target).resolve()
     fd, tmp = tempfile.mkstemp(prefix=f".{target_path.name}.restore-", dir=target_path.parent)
     os.close(fd)
     try:
-        result = _build(store, plan, tmp, verify, workers, progress, native or load(), key)
+        result = build(tmp)
         _install(tmp, target_path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return replace(result, path=str(target_path))
+
+
+def _load(store: S3Store, db_name: str, generation: uuid.UUID) -> Generation:
+    try:
+        return catalog.load_generation(store, db_name, generation)
+    except LayoutError as exc:
+        raise RestoreError(str(exc)) from None
+
+
+def _build_per_page(
+    store: S3Store, gen: Generation, verify: bool, progress: Progress | None, tmp: str
+) -> RestoreResult:
+    """A generation of libSQL's 2023 layout: snapshot, then its pages."""
+
+    def chain_start() -> int | None:
+        # A writer process chained its CRCs on into the generations it started.
+        older = [g for g in catalog.list_generations(store, gen.db_name) if g.int > gen.generation.int]
+        if not older:
+            return None
+        previous = _load(store, gen.db_name, older[0])
+        return previous.pages[-1].crc if previous.pages else 0
+
+    applied = perpage.apply_generation(store, gen, tmp, verify, chain_start, progress)
+    _check_integrity(tmp, gen.generation)
+    return RestoreResult(
+        path=tmp,
+        generation=gen.generation,
+        generations=[gen.generation],
+        page_size=applied.page_size,
+        db_size=applied.db_size,
+        batches_applied=applied.frames,
+        frames_applied=applied.frames,
+        checksums_verified=applied.verified,
+        integrity="ok",
+        uncommitted_frames=applied.skipped,
+    )
+
+
+def _check_integrity(tmp: str, generation: uuid.UUID) -> str:
+    integrity = integrity_check(tmp)
+    if integrity != "ok":
+        raise RestoreError(f"restored database from generation {generation} fails PRAGMA integrity_check: {integrity}")
+    return integrity
 
 
 def _build(
@@ -280,11 +331,7 @@ def _build(
         native.finish_restore(tmp, page_size, db_size)
     except NativeError as exc:
         raise RestoreError(f"could not finish the restored file {tmp}: {exc}") from None
-    integrity = integrity_check(tmp)
-    if integrity != "ok":
-        raise RestoreError(
-            f"restored database from generation {plan.generation} fails PRAGMA integrity_check: {integrity}"
-        )
+    integrity = _check_integrity(tmp, plan.generation)
     return RestoreResult(
         path=tmp,
         generation=plan.generation,
