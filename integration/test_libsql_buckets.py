@@ -52,9 +52,7 @@ def _transactions(writer: LibsqlStyleWriter, start: int, count: int, big_every: 
 
 
 def build(store: S3Store, tmp_path: Path, page_size: int = 4096, max_frames: int = 5, codec: str = "zstd") -> Scenario:
-    writer = LibsqlStyleWriter(
-        store.client, store.bucket, NAME, tmp_path / "source.db", page_size, max_frames, codec
-    )
+    writer = LibsqlStyleWriter(store.client, store.bucket, NAME, tmp_path / "source.db", page_size, max_frames, codec)
     sc = Scenario(writer)
     writer.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, body TEXT, n INTEGER)")
     writer.execute("CREATE INDEX t_n ON t(n)")
@@ -209,6 +207,6 @@ def test_frames_carry_the_wals_own_salts(store: S3Store, tmp_path: Path) -> None
     frames = zstandard.ZstdDecompressor().decompress(store.get(first))
     with open(f"{sc.writer.path}-wal", "rb") as wal:
         header = wal.read(32 + 24 + 4096)
-    assert frames[:24 + 4096] == header[32:]
+    assert frames[: 24 + 4096] == header[32:]
     assert struct.unpack(">2I", frames[8:16]) == struct.unpack(">2I", header[16:24])
     sc.writer.close()

@@ -157,9 +157,7 @@ def _earlier_style_bucket(store: S3Store, tmp_path: Path, native: Native, big_en
 
 
 @pytest.mark.parametrize("big_endian", [True, False])
-def test_earlier_buckets_still_restore_here(
-    store: S3Store, tmp_path: Path, native: Native, big_endian: bool
-) -> None:
+def test_earlier_buckets_still_restore_here(store: S3Store, tmp_path: Path, native: Native, big_endian: bool) -> None:
     src = _earlier_style_bucket(store, tmp_path, native, big_endian)
     ours = tmp_path / "ours.db"
     result = restore(store, DB, str(ours))

@@ -320,8 +320,7 @@ def _build(
             if replay.pending_frames:
                 uncommitted += replay.pending_frames
                 log.warning(
-                    "generation %s ends with %d frame(s) of a transaction that never committed; "
-                    "they are not applied",
+                    "generation %s ends with %d frame(s) of a transaction that never committed; they are not applied",
                     step.generation.prefix,
                     replay.pending_frames,
                 )
