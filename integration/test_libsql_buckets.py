@@ -25,6 +25,7 @@ import pytest
 import bottomless
 from bottomless.s3 import S3Store
 from conftest import dump, integrity, run_cli
+from libsql_reader import LibsqlError, LibsqlReader
 from libsql_writer import LibsqlStyleWriter
 
 NAME = "ns-4f1c2a:app"  # how sqld names a namespace's database
@@ -51,8 +52,16 @@ def _transactions(writer: LibsqlStyleWriter, start: int, count: int, big_every: 
             writer.execute("INSERT INTO t(body, n) VALUES (?, ?)", (f"row {i}", i % 13))
 
 
-def build(store: S3Store, tmp_path: Path, page_size: int = 4096, max_frames: int = 5, codec: str = "zstd") -> Scenario:
-    writer = LibsqlStyleWriter(store.client, store.bucket, NAME, tmp_path / "source.db", page_size, max_frames, codec)
+def build(
+    store: S3Store,
+    tmp_path: Path,
+    page_size: int = 4096,
+    max_frames: int = 5,
+    codec: str = "zstd",
+    start_ns: int = 1_750_000_000 * 10**9,
+) -> Scenario:
+    path = tmp_path / "source.db"
+    writer = LibsqlStyleWriter(store.client, store.bucket, NAME, path, page_size, max_frames, codec, start_ns)
     sc = Scenario(writer)
     writer.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, body TEXT, n INTEGER)")
     writer.execute("CREATE INDEX t_n ON t(n)")
@@ -210,3 +219,20 @@ def test_frames_carry_the_wals_own_salts(store: S3Store, tmp_path: Path) -> None
     assert frames[: 24 + 4096] == header[32:]
     assert struct.unpack(">2I", frames[8:16]) == struct.unpack(">2I", header[16:24])
     sc.writer.close()
+
+
+def test_the_two_fixtures_agree(store: S3Store, tmp_path: Path) -> None:
+    """libSQL's reader (libsql_reader.py) restores libSQL's writer's bucket
+    (libsql_writer.py), both written from libSQL's source: the yardsticks
+    agree with each other, including libSQL's page-size limit."""
+    sc = build(store, tmp_path)
+    result = LibsqlReader(store.client, store.bucket, NAME).restore(tmp_path / "libsql.db")
+    assert result.stopped == []
+    assert dump(tmp_path / "libsql.db") == sc.states["final"]
+    sc.writer.close()
+    big = tmp_path / "big"
+    big.mkdir()
+    other = build(store, big, page_size=65536, start_ns=1_760_000_000 * 10**9)  # newer generations
+    with pytest.raises(LibsqlError, match="Cannot set page size to 65536"):
+        LibsqlReader(store.client, store.bucket, NAME).restore(big / "libsql.db")
+    other.writer.close()
