@@ -13,7 +13,9 @@ from __future__ import annotations
 import os
 import struct
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from bottomless import layout
 from bottomless.compression import compress, compress_file, decompress
@@ -21,6 +23,8 @@ from bottomless.crypto import KEY_FILE_VAR, KEY_VAR, Cipher, EncryptionError, is
 from bottomless.errors import CompressionError, LayoutError
 from bottomless.frames import Meta
 from bottomless.s3 import S3Store
+
+T = TypeVar("T")
 
 
 class ObjectError(LayoutError):
@@ -64,29 +68,27 @@ def decode_body(data: bytes, key: str, codec: str, cipher: Cipher | None) -> byt
         raise ObjectError(str(exc)) from None
 
 
-def read_meta(store: S3Store, db_name: str, generation: uuid.UUID) -> Meta | None:
-    """The generation's ``.meta`` (page size and checksum seed), None when
-    it has none (libSQL writes none for a generation without frames)."""
-    key = layout.meta_key(db_name, generation)
+def _read(store: S3Store, key: str, decode: Callable[[bytes], T]) -> T | None:
+    """A small object decoded, None when it does not exist; ObjectError
+    naming it when ``decode`` finds it malformed (ValueError)."""
     data = store.get_or_none(key)
     if data is None:
         return None
     try:
-        return Meta.decode(data)
+        return decode(data)
     except ValueError as exc:
         raise ObjectError(f"object {key!r} is malformed: {exc}") from None
+
+
+def read_meta(store: S3Store, db_name: str, generation: uuid.UUID) -> Meta | None:
+    """The generation's ``.meta`` (page size and checksum seed), None when
+    it has none (libSQL writes none for a generation without frames)."""
+    return _read(store, layout.meta_key(db_name, generation), Meta.decode)
 
 
 def read_dep(store: S3Store, db_name: str, generation: uuid.UUID) -> uuid.UUID | None:
     """The parent generation named by ``.dep``, or None when there is none."""
-    key = layout.dep_key(db_name, generation)
-    data = store.get_or_none(key)
-    if data is None:
-        return None
-    try:
-        return layout.decode_dep(data)
-    except ValueError as exc:
-        raise ObjectError(f"object {key!r} is malformed: {exc}") from None
+    return _read(store, layout.dep_key(db_name, generation), layout.decode_dep)
 
 
 def read_change_counter(store: S3Store, db_name: str, generation: uuid.UUID) -> bytes | None:
@@ -106,12 +108,12 @@ class Consistent:
     def checksum_hex(self) -> str:
         return format((self.cksum1 << 32) | self.cksum2, "x")
 
+    @classmethod
+    def decode(cls, data: bytes) -> Consistent:
+        if len(data) != 12:
+            raise ValueError(f".consistent must be 12 bytes, got {len(data)}")
+        return cls(*struct.unpack(">3I", data))
+
 
 def read_consistent(store: S3Store, db_name: str, generation: uuid.UUID) -> Consistent | None:
-    key = layout.generation_prefix(db_name, generation) + layout.CONSISTENT
-    data = store.get_or_none(key)
-    if data is None:
-        return None
-    if len(data) != 12:
-        raise ObjectError(f"object {key!r} is malformed: .consistent must be 12 bytes, got {len(data)}")
-    return Consistent(*struct.unpack(">3I", data))
+    return _read(store, layout.generation_prefix(db_name, generation) + layout.CONSISTENT, Consistent.decode)
