@@ -75,3 +75,10 @@ def test_snapshot_checks() -> None:
         snapshot_pages(good, 1024)
     with pytest.raises(ValueError, match="not a SQLite"):
         snapshot_pages(b"x" * 4096, 4096)
+
+
+def test_crc64_ecma_182() -> None:
+    from bottomless.perpage import crc64
+
+    assert crc64(b"123456789") == 0x6C40DF5F0B497347  # the catalogued check value
+    assert crc64(b"6789", crc64(b"12345")) == crc64(b"123456789")  # chaining continues the register

@@ -81,3 +81,26 @@ def test_batch_keys_round_trip(first: int, length: int, secs: int, codec: str) -
     # zero padding keeps listing order equal to frame order
     later = layout.batch_key("db", GEN, first + length + 1, first + length + 1, 0, codec)
     assert later > key or first + length + 1 >= 10**12
+
+
+def test_merged_keys_parse_here_and_not_in_libsqls_parser() -> None:
+    key = layout.merged_batch_key("db", GEN, 1, 64, 1700000000, "zstd")
+    name = key.rpartition("/")[2]
+    assert name == "000000000001-000000000064-1700000000.merged.zstd"
+    assert layout.parse_batch_name(name) == layout.BatchName(1, 64, 1700000000, "zstd", merged=True)
+    # libSQL's parse_frame_range reads the time up to the last '.', which
+    # must fail to parse as an integer for it to pass the object over.
+    stem = name[: name.rfind(".")]
+    assert not stem.rpartition("-")[2].isdigit()
+
+
+def test_2023_page_names() -> None:
+    assert layout.parse_page_name("000000000003-000000000001-6c40df5f0b497347") == layout.PageName(
+        3, 1, 0x6C40DF5F0B497347
+    )
+    for bad in (
+        "000000000003-000000000001-6C40DF5F0B49734",
+        "000000000000-000000000001-6c40df5f0b497347",
+        ".consistent",
+    ):
+        assert layout.parse_page_name(bad) is None
