@@ -109,13 +109,19 @@ def test_other_codecs(store: S3Store, tmp_path: Path, compression: str) -> None:
     _same_database(target, source)
 
 
-def test_sqlite3_shell_bucket(store: S3Store, tmp_path: Path, sqlite3_shell: str, cli_env: dict[str, str]) -> None:
-    """Written by Debian's sqlite3 CLI through ``?vfs=bottomless``, shipped by ``sync``."""
-    script = f".load {extension_path()}\n.open file:{DB}?vfs=bottomless\n"
+@pytest.mark.parametrize("host", ["sqlite3", "libsql"])
+def test_shell_bucket(
+    store: S3Store, tmp_path: Path, request: pytest.FixtureRequest, cli_env: dict[str, str], host: str
+) -> None:
+    """Written by Debian's sqlite3 CLI (``?vfs=bottomless``) or a libSQL 0.2
+    shell (``?wal=bottomless``, when LIBSQL_SHELL is set), shipped by ``sync``."""
+    shell = request.getfixturevalue(f"{host}_shell")
+    param = "vfs" if host == "sqlite3" else "wal"
+    script = f".load {extension_path()}\n.open file:{DB}?{param}=bottomless\n"
     script += "CREATE TABLE t(id INTEGER PRIMARY KEY, body TEXT, n INTEGER);\n"
     script += "".join(f"INSERT INTO t(body, n) VALUES ('shell {i}', {i});\n" for i in range(150))
     script += "BEGIN; UPDATE t SET body = body || '!' WHERE n % 3 = 0; COMMIT;\n"
-    run_shell(sqlite3_shell, script, cli_env, cwd=tmp_path)
+    run_shell(shell, script, cli_env, cwd=tmp_path)
     run_cli(cli_env, "-d", DB, "sync", cwd=tmp_path)
     target = tmp_path / "libsql.db"
     _libsql_restore(store, target)
