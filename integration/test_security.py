@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import logging
 import sqlite3
+import struct
 import time
 import uuid
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 
 import botocore.exceptions
 import pytest
+import zstandard
 
 import bottomless
 from bottomless import catalog, layout
@@ -283,6 +285,27 @@ def test_cli_restore_with_key_file_and_without(tmp_path: Path, cli_env: dict[str
     failed = run_cli(wrong, "-d", DB, "restore", "-o", str(tmp_path / "no.db"), check=False)
     assert failed.returncode == 1 and "wrong encryption key" in failed.stderr
     assert not (tmp_path / "no.db").exists()
+
+
+def test_ls_verbose_reads_encrypted_generations(tmp_path: Path, cli_env: dict[str, str], store: S3Store) -> None:
+    """``ls -v`` decrypts the last batch with the key from the environment to
+    show its frame checksum, and says what is missing without one."""
+    conn = new_db(tmp_path / DB, config_for(cli_env, encryption_key=KEY))
+    insert(conn, "b", 5)
+    conn.flush()
+    conn.close()
+    gen = catalog.load_generation(store, DB, catalog.list_generations(store, DB)[0])
+    last = gen.batches[-1]
+    frames = zstandard.ZstdDecompressor().decompress(
+        Cipher(base64.b64decode(KEY)).decrypt(store.get(last.key), last.key)
+    )
+    page_size = len(frames) // (last.last - last.first + 1) - 24
+    c1, c2 = struct.unpack_from(">2I", frames, len(frames) - page_size - 8)
+    listing = run_cli(dict(cli_env, LIBSQL_BOTTOMLESS_ENCRYPTION_KEY=KEY), "-d", DB, "ls", "-v", "-l", "1").stdout
+    assert f"WAL frame checksum:   {(c1 << 32) | c2:x}\n" in listing, listing
+    without = run_cli(cli_env, "-d", DB, "ls", "-v", "-l", "1")
+    assert "unknown (encrypted: set LIBSQL_BOTTOMLESS_ENCRYPTION_KEY)" in without.stdout, without.stdout
+    assert "Traceback" not in without.stderr
 
 
 def test_unencrypted_bucket_stays_readable_with_a_key(tmp_path: Path, cli_env: dict[str, str], store: S3Store) -> None:
