@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -27,6 +28,7 @@ class GenerationDetails:
     snapshot_last_modified: datetime | None
     batches: int
     parent: uuid.UUID | None
+    parent_removed: bool  # .dep names a generation that is no longer in the bucket
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -43,6 +45,7 @@ class GenerationDetails:
             },
             "batches": self.batches,
             "parent": None if self.parent is None else str(self.parent),
+            "parent_removed": self.parent_removed,
         }
 
     def to_text(self) -> str:
@@ -55,7 +58,8 @@ class GenerationDetails:
             f"\tWAL frame checksum:   {self.frame_checksum}",
         ]
         if self.parent is not None:
-            lines.append(f"\tparent generation:    {self.parent}")
+            gone = " (removed from the bucket)" if self.parent_removed else ""
+            lines.append(f"\tparent generation:    {self.parent}{gone}")
         if self.snapshot_size is None:
             lines.append("\tmain database snapshot: none")
         else:
@@ -71,16 +75,16 @@ def _iso_z(moment: datetime | None) -> str:
     return "" if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-FROM_ENV = "from-env"  # describe(cipher=...) default: the key in the environment, if any
-
-
 def describe(
-    store: S3Store, db_name: str, generation: uuid.UUID, cipher: Cipher | None | str = FROM_ENV
+    store: S3Store,
+    db_name: str,
+    generation: uuid.UUID,
+    cipher: Cipher | None = None,
+    existing: Collection[uuid.UUID] | None = None,
 ) -> GenerationDetails:
     """Gather ``ls -v`` facts: one LIST, small GETs, and the last batch
-    (decrypted with ``cipher``, by default the key in the environment, when
-    the generation is encrypted)."""
-    key = Cipher.from_env() if isinstance(cipher, str) else cipher
+    (decrypted with ``cipher`` when the generation is encrypted).
+    ``existing`` is the database's generations, to tell a removed parent."""
     gen = catalog.load_generation(store, db_name, generation)
     counter = objects.read_change_counter(store, db_name, generation)
     parent = objects.read_dep(store, db_name, generation) if gen.has_dep else None
@@ -92,7 +96,7 @@ def describe(
         if consistent is not None:
             consistent_frame, checksum = consistent.frame, consistent.checksum_hex()
     elif gen.batches and gen.has_meta:
-        checksum = _last_checksum(store, db_name, gen, key)
+        checksum = _last_checksum(store, db_name, gen, cipher)
     return GenerationDetails(
         generation=generation,
         created_at=created_at(generation),
@@ -103,6 +107,7 @@ def describe(
         snapshot_last_modified=gen.snapshot.last_modified if gen.snapshot else None,
         batches=len(gen.batches),
         parent=parent,
+        parent_removed=parent is not None and existing is not None and parent not in existing,
     )
 
 
@@ -112,10 +117,10 @@ def _last_checksum(store: S3Store, db_name: str, gen: catalog.Generation, cipher
     if meta is None:
         return "0"
     batch = gen.batches[-1]
-    body = store.get(batch.key)
-    if cipher is None and is_encrypted(body):
-        return f"unknown (encrypted: set {KEY_VAR})"
-    data = objects.decode_body(body, batch.key, batch.compression, cipher)
+    raw = store.get(batch.key)
+    if is_encrypted(raw) and cipher is None:
+        return f"unknown (encrypted: set {KEY_VAR} to read it)"
+    data = objects.decode_body(raw, batch.key, batch.compression, cipher)
     header = last_header(data, meta.page_size)
     if header is None:
         return "0"

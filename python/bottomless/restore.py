@@ -9,9 +9,11 @@ restore never yields a quietly shorter database.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
+import stat
 import tempfile
 import uuid
 from collections import deque
@@ -98,6 +100,12 @@ def choose_generation(
 ) -> uuid.UUID:
     """The named generation, else the newest one (created at or before ``until``)."""
     if generation is not None:
+        if until is not None and created_at(generation) > until:
+            raise RestoreError(
+                f"generation {generation} of {db_name!r} was created at "
+                f"{created_at(generation).isoformat(timespec='seconds')}, after {until.isoformat()}: "
+                "it holds no state of that time; give a later time, or -u alone to pick the generation"
+            )
         return generation
     generations = catalog.list_generations(store, db_name)
     if not generations:
@@ -206,6 +214,8 @@ def restore(
     LIBSQL_BOTTOMLESS_ENCRYPTION_KEY(_FILE). Unencrypted generations restore
     with or without a key."""
     key: Cipher | None = Cipher.from_env() if isinstance(cipher, str) else cipher
+    target_path = Path(target).resolve()
+    _check_target_dir(target_path)
     chosen = choose_generation(store, db_name, generation, until)
     log.info("Restoring from generation %s", chosen)
     newest = _load(store, db_name, chosen)
@@ -217,7 +227,6 @@ def restore(
         build = partial(
             _build, store, plan, verify=verify, workers=workers, progress=progress, native=native or load(), cipher=key
         )
-    target_path = Path(target).resolve()
     fd, tmp = tempfile.mkstemp(prefix=f".{target_path.name}.restore-", dir=target_path.parent)
     os.close(fd)
     try:
@@ -301,7 +310,7 @@ def _build(
                 raw = _fetched(future, batch.key)
                 if encrypted is None:
                     encrypted = is_encrypted(raw)
-                data = _decoded(raw, batch.key, batch.compression, cipher, encrypted)
+                data = decode_object(raw, batch.key, batch.compression, cipher, encrypted)
                 try:
                     count = frame_count(data, page_size)
                 except ValueError as exc:
@@ -373,7 +382,7 @@ def _start(
     _, snapshot_future = next(jobs)
     raw = _fetched(snapshot_future, plan.snapshot_key)
     encrypted = is_encrypted(raw)
-    snapshot = _decoded(raw, plan.snapshot_key, plan.snapshot_compression, cipher, encrypted)
+    snapshot = decode_object(raw, plan.snapshot_key, plan.snapshot_compression, cipher, encrypted)
     del raw
     try:
         page_size = metas[0].page_size if metas else parse_header(snapshot).page_size
@@ -411,7 +420,7 @@ def _fetched(future: Future[bytes], key: str) -> bytes:
         raise RestoreError(f"could not fetch {key!r}: {exc}") from exc
 
 
-def _decoded(data: bytes, key: str, codec: str, cipher: Cipher | None, generation_encrypted: bool) -> bytes:
+def decode_object(data: bytes, key: str, codec: str, cipher: Cipher | None, generation_encrypted: bool) -> bytes:
     """Decrypt (when encrypted) and decompress one object. Within a restore
     every object is encrypted or none is, as its snapshot: a plaintext object
     in an encrypted history (or the reverse) is refused, not trusted."""
@@ -487,8 +496,42 @@ def integrity_check(path: str) -> str:
     return "\n".join(str(row[0]) for row in rows)
 
 
+def _check_target_dir(target: Path) -> None:
+    """Say so before any download when the restored file cannot be written."""
+    folder = target.parent
+    if not folder.is_dir():
+        raise RestoreError(f"cannot restore into {target}: the directory {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise RestoreError(f"cannot restore into {target}: the directory {folder} is not writable by this user")
+
+
+def _file_mode(target: Path) -> int:
+    """The mode SQLite would give a new database (0666 less the umask), or
+    the mode of the file being replaced."""
+    try:
+        return stat.S_IMODE(target.stat().st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    current = os.umask(0o022)  # no /proc: read it the only other way there is
+    os.umask(current)
+    return current
+
+
 def _install(tmp: str, target: Path) -> None:
     """Move the restored file into place, dropping the old database's WAL."""
+    os.chmod(tmp, _file_mode(target))
+    with contextlib.suppress(FileNotFoundError, PermissionError):
+        owner = target.stat()
+        os.chown(tmp, owner.st_uid, owner.st_gid)  # root restoring another user's database
     for suffix in ("-wal", "-shm"):
         stale = Path(str(target) + suffix)
         if stale.exists():
