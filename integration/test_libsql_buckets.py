@@ -131,6 +131,7 @@ def test_snapshot_only_generation(store: S3Store, tmp_path: Path, cli_env: dict[
     """A checkpoint with nothing written after it: the newest generation
     holds a snapshot, .dep and .changecounter, and no .meta."""
     sc = build(store, tmp_path)
+    sc.writer.tick(100)  # generations are ordered by their creation time
     newest = sc.writer.checkpoint()
     names = {o.key.rpartition("/")[2] for o in store.list_objects(f"{NAME}-{newest}/")}
     assert ".meta" not in names and "db.zstd" in names
