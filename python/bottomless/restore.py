@@ -118,9 +118,16 @@ def choose_generation(
     raise RestoreError(f"no generation of database {db_name!r} was created at or before {until.isoformat()}")
 
 
-def plan_restore(store: S3Store, db_name: str, generation: uuid.UUID, until: datetime | None = None) -> Plan:
+def plan_restore(
+    store: S3Store,
+    db_name: str,
+    generation: uuid.UUID,
+    until: datetime | None = None,
+    listed: Generation | None = None,
+) -> Plan:
     """Follow ``.dep`` back to a generation with a snapshot (or to libSQL's
-    first generation, which has neither snapshot nor ``.dep``); pick the batches."""
+    first generation, which has neither snapshot nor ``.dep``); pick the
+    batches. ``listed`` is ``generation``'s listing when the caller has it."""
     chain: list[Generation] = []
     seen: set[uuid.UUID] = set()
     current: uuid.UUID | None = generation
@@ -128,10 +135,7 @@ def plan_restore(store: S3Store, db_name: str, generation: uuid.UUID, until: dat
         if current in seen:
             raise RestoreError(f"generation {current} depends on itself through .dep objects")
         seen.add(current)
-        try:
-            gen = catalog.load_generation(store, db_name, current)
-        except LayoutError as exc:
-            raise RestoreError(str(exc)) from None
+        gen = listed if listed is not None and current == listed.generation else _load(store, db_name, current)
         prefix = layout.generation_prefix(db_name, current)
         if not gen.all_keys():
             raise RestoreError(f"generation {prefix} does not exist in bucket {store.bucket!r}")
@@ -223,7 +227,7 @@ def restore(
     if newest.per_page:
         build = partial(_build_per_page, store, newest, verify, progress)
     else:
-        plan = plan_restore(store, db_name, chosen, until)
+        plan = plan_restore(store, db_name, chosen, until, newest)
         build = partial(
             _build, store, plan, verify=verify, workers=workers, progress=progress, native=native or load(), cipher=key
         )
