@@ -34,7 +34,7 @@ conn.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, body TEXT)")
 conn.flush()
 for i in range(txs):
     conn.execute("INSERT INTO t(body) VALUES (?)", ("x" * (100 + i % 900),))
-conn.flush()
+conn.flush(timeout=600)
 conn.close()
 """
 
