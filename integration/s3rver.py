@@ -1,0 +1,124 @@
+"""s3rver (npm): a second, independent S3 server for the integration suite.
+
+``python integration/s3rver.py install`` puts s3rver into a cache folder
+(``BOTTOMLESS_S3RVER_CACHE``, default ``~/.cache/bottomless/s3rver``); it is
+quick and does nothing the second time. The suite's fixture (``conftest.py``,
+``BOTTOMLESS_TEST_SERVER=s3rver``) installs it the same way if needed and
+starts it with ``running()``.
+
+s3rver's own bugs are dealt with here, not in the tests:
+
+- its ListObjectsV2 continuation token is DES-encrypted, which Node 17+
+  refuses without the legacy OpenSSL provider (every listing past 1,000
+  keys would be a 500): it runs with ``NODE_OPTIONS=--openssl-legacy-provider``;
+- a DeleteObjects that empties a "folder" can answer 500 once: a 5xx is
+  transient to ``bottomless.s3`` and retried, as it would be on any server.
+
+What it lacks by design (it ignores ``If-None-Match`` and ``If-Match``) is
+not worked around: the replicator's refusal to start is what the suite checks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+VERSION = "3.7.1"
+ACCESS_KEY = "S3RVER"
+SECRET_KEY = "S3RVER"
+
+
+def cache_dir() -> Path:
+    configured = os.environ.get("BOTTOMLESS_S3RVER_CACHE")
+    return Path(configured) if configured else Path.home() / ".cache" / "bottomless" / "s3rver"
+
+
+def binary(cache: Path | None = None) -> Path:
+    return (cache or cache_dir()) / "node_modules" / ".bin" / "s3rver"
+
+
+def install(cache: Path | None = None) -> Path:
+    """s3rver's executable, installed with npm into ``cache`` unless it is there."""
+    cache = cache or cache_dir()
+    exe = binary(cache)
+    if exe.exists():
+        return exe
+    npm = shutil.which("npm")
+    if npm is None:
+        raise RuntimeError("npm is not on PATH: install Node.js 18+ (with npm) to run the suite against s3rver")
+    cache.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(
+        [npm, "install", "--no-audit", "--no-fund", "--no-save", "--prefix", str(cache), f"s3rver@{VERSION}"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if proc.returncode != 0 or not exe.exists():
+        raise RuntimeError(f"npm install s3rver@{VERSION} into {cache} failed:\n{proc.stdout}\n{proc.stderr}")
+    return exe
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def running(exe: Path | None = None) -> Iterator[str]:
+    """An s3rver on a free loopback port with a fresh data folder; yields its endpoint."""
+    exe = exe or install()
+    port = _free_port()
+    env = dict(os.environ)
+    options = env.get("NODE_OPTIONS", "")
+    env["NODE_OPTIONS"] = f"{options} --openssl-legacy-provider".strip()
+    with tempfile.TemporaryDirectory(prefix="s3rver-") as data:
+        proc = subprocess.Popen(
+            [str(exe), "-d", data, "-p", str(port), "--address", "127.0.0.1", "--silent"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        endpoint = f"http://127.0.0.1:{port}"
+        try:
+            _wait_until_up(endpoint, proc)
+            yield endpoint
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            if proc.stderr is not None:
+                proc.stderr.close()
+
+
+def _wait_until_up(endpoint: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            raise RuntimeError(f"s3rver exited with {proc.returncode} before answering:\n{err}")
+        try:
+            with urllib.request.urlopen(endpoint + "/", timeout=1):
+                return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.1)
+    raise RuntimeError(f"s3rver did not answer at {endpoint} within {timeout:.0f}s")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["install"]:
+        sys.exit(f"usage: {sys.argv[0]} install")
+    print(install())
