@@ -25,7 +25,8 @@ from bottomless.replicator import Replicator
 from bottomless.restore import restore
 from bottomless.restore_on_open import mark_restored
 from bottomless.s3 import PreconditionFailed, RetryPolicy, S3Store
-from conftest import read_rows, run_cli
+from bottomless.server_features import ServerFeatures
+from conftest import read_rows, refused_without_conditional_writes, run_cli
 
 DB = "app.db"
 KEY = base64.b64encode(bytes(range(32))).decode()
@@ -65,9 +66,15 @@ def wait_for(predicate: Any, timeout: float = 15.0) -> None:
 
 
 def test_restored_copy_started_beside_the_original_is_fenced(
-    tmp_path: Path, cli_env: dict[str, str], store: S3Store, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    fencing_env: dict[str, str],
+    server: ServerFeatures,
+    store: S3Store,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    config = config_for(cli_env)
+    if refused_without_conditional_writes(server, fencing_env, tmp_path):
+        return
+    config = config_for(fencing_env)
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     first = new_db(tmp_path / "a" / DB, config)
@@ -102,9 +109,11 @@ def test_restored_copy_started_beside_the_original_is_fenced(
 
 
 def test_clean_stop_releases_the_lease_for_the_next_writer(
-    tmp_path: Path, cli_env: dict[str, str], store: S3Store
+    tmp_path: Path, fencing_env: dict[str, str], server: ServerFeatures, store: S3Store
 ) -> None:
-    config = config_for(cli_env)
+    if refused_without_conditional_writes(server, fencing_env, tmp_path):
+        return
+    config = config_for(fencing_env)
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     new_db(tmp_path / "a" / DB, config).close()
@@ -115,7 +124,6 @@ def test_clean_stop_releases_the_lease_for_the_next_writer(
     copy = tmp_path / "b" / DB
     result = restore(store, DB, str(copy))
     mark_restored(str(copy), str(result.generation))
-    keys_before = sorted(o.key for o in store.list_objects(""))
     second = connect(copy, config)
     insert(second, "b", 5)
     second.flush()
@@ -124,9 +132,11 @@ def test_clean_stop_releases_the_lease_for_the_next_writer(
 
 
 def test_takeover_after_expiry_fences_the_stalled_writer(
-    tmp_path: Path, cli_env: dict[str, str], store: S3Store
+    tmp_path: Path, fencing_env: dict[str, str], server: ServerFeatures, store: S3Store
 ) -> None:
-    config = config_for(cli_env, lease_secs=1.5)
+    if refused_without_conditional_writes(server, fencing_env, tmp_path):
+        return
+    config = config_for(fencing_env, lease_secs=1.5)
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     db = tmp_path / "a" / DB
@@ -157,7 +167,11 @@ def test_takeover_after_expiry_fences_the_stalled_writer(
     conn.close()
 
 
-def test_write_once_objects_refuse_other_content(store: S3Store) -> None:
+def test_write_once_objects_refuse_other_content(
+    store: S3Store, server: ServerFeatures, fencing_env: dict[str, str], tmp_path: Path
+) -> None:
+    if refused_without_conditional_writes(server, fencing_env, tmp_path):
+        return
     key = "db-x/000000000001-000000000001-1.zstd"
     store.put(key, b"one", if_none_match=True)
     store.put(key, b"one", if_none_match=True)  # the same bytes again: a retry, fine
@@ -185,7 +199,11 @@ class _LoseFirstAnswer:
         return getattr(self._client, name)
 
 
-def test_retried_conditional_put_after_a_lost_answer_succeeds(s3_endpoint: str, store: S3Store) -> None:
+def test_retried_conditional_put_after_a_lost_answer_succeeds(
+    s3_endpoint: str, store: S3Store, server: ServerFeatures, fencing_env: dict[str, str], tmp_path: Path
+) -> None:
+    if refused_without_conditional_writes(server, fencing_env, tmp_path):
+        return
     flaky = S3Store(s3_endpoint, store.bucket, retry=RetryPolicy(attempts=3, base_delay=0.01))
     wrapper = _LoseFirstAnswer(flaky.client)
     flaky.client = wrapper
@@ -204,11 +222,13 @@ def test_retried_conditional_put_after_a_lost_answer_succeeds(s3_endpoint: str, 
 
 
 def test_idle_holder_makes_no_request_and_keeps_its_lease(
-    tmp_path: Path, cli_env: dict[str, str], store: S3Store
+    tmp_path: Path, fencing_env: dict[str, str], server: ServerFeatures, store: S3Store
 ) -> None:
     """An idle database costs nothing, even past its lease's expiry; the next
     commit renews the lease (nobody took it) and ships."""
-    conn = new_db(tmp_path / DB, config_for(cli_env, lease_secs=1.0))
+    if refused_without_conditional_writes(server, fencing_env, tmp_path):
+        return
+    conn = new_db(tmp_path / DB, config_for(fencing_env, lease_secs=1.0))
     before = conn.replicator.store.stats.snapshot()
     time.sleep(2.5)
     assert conn.replicator.store.stats.snapshot() == before  # idle: no request at all

@@ -61,17 +61,19 @@ def _refused(exc: S3Error) -> str:
     return f"refused ({exc.code or 'error'})"
 
 
-def probe(store: S3Store, db_name: str, conditional: bool = True) -> ServerFeatures:
+def probe(store: S3Store, db_name: str, conditional: bool = True, lease: bool = True) -> ServerFeatures:
     """Ask the server, on a scratch object next to ``db_name``'s lease.
-    Without ``conditional``, no conditional header is sent (those stay
-    ``not probed``). Transient errors, refused credentials and a missing
-    bucket propagate: they say nothing about the server's features."""
+    Without ``conditional``, no conditional header is sent, without
+    ``lease`` no If-Match (those stay ``not probed``). Transient errors,
+    refused credentials and a missing bucket propagate: they say nothing
+    about the server's features."""
     key = layout.probe_key(db_name, uuid.uuid4().hex)
     create = replace = NOT_PROBED
     try:
         if conditional:
             create, etag = _probe_create(store, key)
-            replace = _probe_replace(store, key, etag)
+            if lease:
+                replace = _probe_replace(store, key, etag)
         else:
             store.put(key, b"probe-0")
         ranged = _probe_range(store, key)
@@ -188,8 +190,12 @@ def check(store: S3Store, spool_dir: str, db_name: str, conditional_writes: bool
     sure they give what the configuration asks for: UnsupportedServer
     otherwise. Also tells ``store`` whether to use multi-object delete."""
     features = load(spool_dir, store.endpoint, store.bucket)
-    if features is None or (conditional_writes and features.conditional_create == NOT_PROBED):
-        features = probe(store, db_name, conditional=conditional_writes)
+    if (
+        features is None
+        or (conditional_writes and features.conditional_create == NOT_PROBED)
+        or (conditional_writes and lease and features.conditional_replace == NOT_PROBED)
+    ):
+        features = probe(store, db_name, conditional=conditional_writes, lease=lease)
         require(features, conditional_writes, lease)
         save(spool_dir, features)  # only once it passed: a refusal is probed again next start
     else:
