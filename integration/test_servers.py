@@ -11,7 +11,6 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from boto3.s3.transfer import TransferConfig
@@ -22,9 +21,9 @@ from bottomless.config import Config
 from bottomless.errors import S3Error, UnsupportedServer
 from bottomless.replicator import Replicator
 from bottomless.s3 import RetryPolicy, S3Store
-from bottomless.server_features import FEATURES_FILE, HONOURED, IGNORED, probe
+from bottomless.server_features import FEATURES_FILE, HONOURED, IGNORED, ServerFeatures, probe
 from bottomless.spool import spool_dir
-from conftest import integrity, read_rows, run_cli
+from conftest import integrity, read_rows, refused_without_conditional_writes, run_cli
 from faultproxy import FaultProxy, Faults
 
 DB = "app.db"
@@ -114,11 +113,11 @@ def test_server_refusing_conditional_puts_stops_at_once(
 
 
 def test_if_match_not_implemented_needs_only_the_lease_off(
-    proxy: FaultProxy, tmp_path: Path, fencing_env: dict[str, str], server: Any
+    proxy: FaultProxy, tmp_path: Path, fencing_env: dict[str, str], server: ServerFeatures
 ) -> None:
     """AWS itself before late 2024: If-None-Match yes, If-Match 501."""
-    if not server.honours("conditional_create"):
-        pytest.skip("needs a server that honours If-None-Match (the suite's server ignores it: see the tests above)")
+    if refused_without_conditional_writes(server, fencing_env, tmp_path):
+        return
     proxy.faults.conditional, proxy.faults.conditional_headers = "501", ("if-match",)
     error = refusal(tmp_path / DB, through(fencing_env, proxy))
     assert "PUTs with If-Match" in str(error) and "LIBSQL_BOTTOMLESS_LEASE_SECS=0" in str(error)

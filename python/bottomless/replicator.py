@@ -183,7 +183,7 @@ class Replicator:
                     backoff = _next_backoff(backoff)
                     failing_since = failing_since or time.monotonic()
                     log.warning(
-                        "cannot reach S3 to start replicating %s (%s); retrying in %.1fs", self.db_name, exc, backoff
+                        "cannot start replicating %s yet (%s); retrying in %.1fs", self.db_name, exc, backoff
                     )
                     self.lock.release()
                     self._stop.wait(backoff)
