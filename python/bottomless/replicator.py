@@ -190,7 +190,7 @@ class Replicator:
                         return
                     backoff = _next_backoff(backoff)
                     failing_since = failing_since or time.monotonic()
-                    self._health.report(f"cannot reach S3 to start replicating: {exc}")
+                    self._health.report(f"cannot start replicating yet: {exc}")
                     log.warning(
                         "cannot start replicating %s yet (%s); retrying in %.1fs", self.db_name, exc, backoff
                     )
