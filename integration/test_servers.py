@@ -26,6 +26,9 @@ from bottomless.spool import spool_dir
 from conftest import integrity, read_rows, refused_without_conditional_writes, run_cli
 from faultproxy import FaultProxy, Faults
 
+# Depends on how the S3 server behaves: `.ci/s3rver -m s3_server` runs these against s3rver.
+pytestmark = pytest.mark.s3_server
+
 DB = "app.db"
 
 
