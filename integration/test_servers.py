@@ -136,6 +136,25 @@ def test_if_match_not_implemented_needs_only_the_lease_off(
     assert read_rows(out, "SELECT count(*) FROM t") == [(23,)]
 
 
+def test_reading_needs_no_feature(
+    proxy: FaultProxy, tmp_path: Path, cli_env: dict[str, str], store: S3Store
+) -> None:
+    """ls, restore and verify work on a server that refuses every optional
+    feature, and never probe it."""
+    conn = write_rows(tmp_path / DB, cli_env)
+    conn.flush(timeout=60)
+    conn.close()
+    proxy.faults.conditional, proxy.faults.multi_delete = "501", "501"
+    env = through(cli_env, proxy)
+    generations = catalog.list_generations(store, DB)
+    assert run_cli(env, "-d", DB, "ls").stdout.split() == [str(g) for g in generations]
+    run_cli(env, "-d", DB, "verify")
+    out = tmp_path / "out.db"
+    run_cli(env, "-d", DB, "restore", "-o", str(out))
+    assert read_rows(out, "SELECT count(*) FROM t") == [(20,)]
+    assert not [kind for kind in proxy.counts if kind.startswith("refused")]
+
+
 def test_features_are_probed_once_and_remembered(
     proxy: FaultProxy, tmp_path: Path, cli_env: dict[str, str], store: S3Store
 ) -> None:
