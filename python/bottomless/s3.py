@@ -211,6 +211,13 @@ class S3Store:
         while True:
             try:
                 return fn()
+            except botocore.exceptions.SSLError as exc:
+                # A ConnectionError to botocore, but waiting does not fix a certificate.
+                raise S3Error(
+                    f"TLS with {self.endpoint} failed for {what} ({exc}); if the server uses a private CA, "
+                    "point AWS_CA_BUNDLE at its certificate",
+                    code="SSLError",
+                ) from exc
             except _CONNECTION_ERRORS as exc:
                 error: S3Error = EndpointUnreachable(
                     f"cannot reach S3 endpoint {self.endpoint} for {what} ({exc}); is the server "
