@@ -329,29 +329,17 @@ class S3Store:
         answer was lost, then retried) that counts as success; otherwise
         PreconditionFailed. ``if_match``: replace only the version with this
         ETag, else PreconditionFailed (the caller decides what it means)."""
-        try:
-            return self.try_put(key, data, metadata, if_none_match, if_match)
-        except PreconditionFailed:
-            if not if_none_match:
-                raise
-            return self._same_object(key, lambda: data)
-
-    def try_put(
-        self,
-        key: str,
-        data: bytes,
-        metadata: dict[str, str] | None = None,
-        if_none_match: bool = False,
-        if_match: str | None = None,
-    ) -> str:
-        """One PUT (retried while transient); PreconditionFailed as the
-        server says it, without looking at what the object holds."""
         args: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "Body": data, "Metadata": metadata or {}}
         if if_none_match:
             args["IfNoneMatch"] = "*"
         if if_match is not None:
             args["IfMatch"] = if_match
-        response = self._call(f"PUT {key}", lambda: self.client.put_object(**args), key)
+        try:
+            response = self._call(f"PUT {key}", lambda: self.client.put_object(**args), key)
+        except PreconditionFailed:
+            if not if_none_match:
+                raise
+            return self._same_object(key, lambda: data)
         return str(response.get("ETag", ""))
 
     def _same_object(self, key: str, expected: Callable[[], bytes]) -> str:

@@ -6,7 +6,7 @@ ETag), some answer them ``501 NotImplemented`` or ``400``, some lack
 multi-object delete or ranged GET. Write-once objects and the single-writer
 lease rest on conditional writes, so before it ships for the first time to an
 endpoint and bucket, the replicator asks the server with a few requests on a
-scratch object (about seven, then deleted) and remembers the answers in the
+scratch object (about eight, then deleted) and remembers the answers in the
 database's spool folder (``s3-server.json``): later starts send none, and
 steady state none either.
 
@@ -99,7 +99,8 @@ def _probe_create(store: S3Store, key: str) -> tuple[str, str]:
         # Refused even on a new key: write the object plainly to go on.
         return _refused(exc), store.put(key, b"probe-1")
     try:
-        etag = store.try_put(key, b"probe-2", if_none_match=True)
+        # Refused, put() reads the object back: it holds probe-1, not ours.
+        etag = store.put(key, b"probe-2", if_none_match=True)
     except PreconditionFailed:
         return HONOURED, etag
     except S3Error as exc:
@@ -111,7 +112,7 @@ def _probe_create(store: S3Store, key: str) -> tuple[str, str]:
 
 def _probe_replace(store: S3Store, key: str, etag: str) -> str:
     try:
-        store.try_put(key, b"probe-3", if_match=_STALE_ETAG)
+        store.put(key, b"probe-3", if_match=_STALE_ETAG)
     except PreconditionFailed:
         pass
     except S3Error as exc:
@@ -121,7 +122,7 @@ def _probe_replace(store: S3Store, key: str, etag: str) -> str:
     else:
         return IGNORED
     try:
-        store.try_put(key, b"probe-4", if_match=etag)
+        store.put(key, b"probe-4", if_match=etag)
     except PreconditionFailed:
         if store.get_or_none(key) == b"probe-4":
             return HONOURED  # our write went through; its answer was lost and the retry saw a new ETag
