@@ -19,10 +19,13 @@ from typing import Any
 
 import pytest
 
+import bottomless
 import s3rver
 from bottomless import server_features
 from bottomless._native import Native, load
+from bottomless.config import Config
 from bottomless.embedded import DEMO_CREDENTIALS, embedded_s3
+from bottomless.errors import UnsupportedServer
 from bottomless.s3 import S3Store
 from bottomless.server_features import ServerFeatures
 
@@ -182,10 +185,6 @@ def refused_without_conditional_writes(server: ServerFeatures, env: dict[str, st
     be tested there); False on a server that honours them."""
     if conditional_writes(server):
         return False
-    import bottomless
-    from bottomless.config import Config
-    from bottomless.errors import UnsupportedServer
-
     db = tmp_path / "refused.db"
     conn = bottomless.connect(str(db), config=Config.from_env(env), isolation_level=None)
     try:
