@@ -49,11 +49,20 @@ fn run(argv: [*:null]const ?[*:0]const u8, wait: bool) void {
     }
 }
 
-fn isMissingOrEmpty(path: [*:0]const u8) bool {
+const Content = enum { missing_or_empty, database, other };
+
+/// What the file holds, judged by SQLite's header string. Read without
+/// opening a descriptor SQLite could lose its locks through: the file is
+/// not open in this process yet (called before SQLite opens it).
+fn contentOf(path: [*:0]const u8) Content {
     const fd = c.open(path, .{ .ACCMODE = .RDONLY, .CLOEXEC = true }, @as(c.mode_t, 0));
-    if (fd < 0) return true;
+    if (fd < 0) return .missing_or_empty;
     defer _ = c.close(fd);
-    return c.lseek(fd, 0, c.SEEK.END) == 0;
+    var head: [16]u8 = undefined;
+    const n = c.pread(fd, &head, head.len, 0);
+    if (n == 0) return .missing_or_empty;
+    if (n == head.len and std.mem.eql(u8, &head, "SQLite format 3\x00")) return .database;
+    return .other;
 }
 
 /// Called before the main database file of a connection is opened.
@@ -75,7 +84,11 @@ pub fn beforeMainDbOpen(path: []const u8) void {
         const base = if (slash) |i| path[i + 1 ..] else path;
         break :blk (std.fmt.bufPrintSentinel(&abs_buf, "{s}/{s}", .{ std.mem.span(d), base }, 0) catch return).ptr;
     };
-    if (isMissingOrEmpty(abs)) {
+    const content = contentOf(abs);
+    // Not a SQLite database (SQLite will say so): nothing to restore or
+    // replicate, and nothing is created beside it.
+    if (content == .other) return;
+    if (content == .missing_or_empty) {
         log.info("{s} is missing or empty: restoring it from S3 if a backup exists", .{std.mem.span(abs)});
         const argv = [_:null]?[*:0]const u8{ python(), "-m", "bottomless_cli", "-d", abs, "restore-missing" };
         run(&argv, true);
@@ -86,7 +99,9 @@ pub fn beforeMainDbOpen(path: []const u8) void {
     const logpath = std.fmt.bufPrintSentinel(&log_buf, "{s}-bottomless/replicator.log", .{std.mem.span(abs)}, 0) catch return;
     var dir_path: [4200]u8 = undefined;
     const spool_dir = std.fmt.bufPrintSentinel(&dir_path, "{s}-bottomless", .{std.mem.span(abs)}, 0) catch return;
-    _ = c.mkdir(spool_dir, 0o755);
+    var db_z: [4096]u8 = undefined;
+    const dbz = std.fmt.bufPrintSentinel(&db_z, "{s}", .{std.mem.span(abs)}, 0) catch return;
+    @import("sidefolder.zig").ensureDir(spool_dir, dbz) catch {};
     // sh puts the replicator in the background in its own session and exits,
     // so the shell never has to reap it.
     const script = "setsid \"$0\" -m bottomless_cli -d \"$1\" replicate --exit-when-idle --parent-pid \"$2\" >>\"$3\" 2>&1 </dev/null &";

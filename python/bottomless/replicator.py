@@ -236,7 +236,8 @@ class Replicator:
                     # continued, so start over from a snapshot.
                     log.error("%s; starting a new generation of %s", exc.message, self.db_name)
                     try:
-                        self.new_generation(parent=self.state.generation_id)
+                        # Nothing more of the current generation can ship.
+                        self.new_generation(parent=self.state.generation_id, finish_current=False)
                     except BottomlessError as again:
                         self._fail(again)
                         return
@@ -526,10 +527,14 @@ class Replicator:
         shipped = 0
         batch: list[Record] = []
         frames = 0
+        gap: Record | None = None
         for rec in self.spool.records():
             if rec.seq <= self.state.shipped_seq:
                 self.spool.ack(rec)
                 continue
+            if rec.gap_before:
+                gap = rec
+                break
             expected = self.state.shipped_seq + len(batch) + 1
             if rec.seq != expected:
                 raise BottomlessError(f"spool of {self.db_path} skips from seq {expected - 1} to {rec.seq}")
@@ -542,6 +547,20 @@ class Replicator:
                 batch, frames = [], 0
         if batch:
             shipped += self._ship_batch(batch)
+        if gap is not None:
+            if records_only:
+                return shipped
+            # What S3 holds cannot continue across the hole: a snapshot
+            # holds everything up to now, gap included.
+            log.error(
+                "transactions of %s before spool seq %d were not captured (see the application's log: the side "
+                "folder was not writable or full, or passed LIBSQL_BOTTOMLESS_SPOOL_MAX_BYTES); starting a new "
+                "generation from a snapshot",
+                self.db_path,
+                gap.seq,
+            )
+            self.new_generation(parent=self.state.generation_id, finish_current=False)
+            return shipped
         if not records_only and (
             self._snapshot_requested
             or self.state.frames_since_snapshot >= self.config.snapshot_frames
