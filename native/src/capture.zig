@@ -18,6 +18,7 @@ const walfmt = @import("walfmt.zig");
 const spool = @import("spool.zig");
 const materialize = @import("materialize.zig").materialize;
 const seal_mod = @import("seal.zig");
+const problems = @import("problems.zig");
 const Copier = @import("copier.zig").Copier;
 const status = @import("status.zig");
 const log = @import("log.zig");
@@ -60,6 +61,7 @@ pub const WalCapture = struct {
     pub fn problem(self: *WalCapture, comptime what: []const u8, args: anytype) void {
         if (self.failing) return;
         self.failing = true;
+        if (!problems.start(std.mem.span(spool.Paths.z(&self.writer.paths.db)))) return;
         var buf: [512]u8 = undefined;
         const text = std.fmt.bufPrint(&buf, what, args) catch what;
         log.err("{s}: {s} ({s}); SQLite goes on, the backup misses these commits and the next replicator starts a new generation from a snapshot", .{ spool.Paths.z(&self.writer.paths.db), text, std.mem.span(status.message()) });
@@ -68,7 +70,7 @@ pub const WalCapture = struct {
     pub fn recovered(self: *WalCapture) void {
         if (!self.failing) return;
         self.failing = false;
-        log.warn("{s}: capture works again", .{spool.Paths.z(&self.writer.paths.db)});
+        if (problems.end(std.mem.span(spool.Paths.z(&self.writer.paths.db)))) log.warn("{s}: capture works again", .{spool.Paths.z(&self.writer.paths.db)});
     }
 
     /// A new write transaction starts (libSQL's xBeginWriteTransaction, or
@@ -99,32 +101,44 @@ pub const WalCapture = struct {
         return true;
     }
 
+    /// What SQLite does to the WAL after secureWal.
+    pub const Ending = union(enum) {
+        /// Writes a new header: the cycle with these salts begins.
+        header: ?struct { salt1: u32, salt2: u32 },
+        /// Truncates or deletes it.
+        emptied,
+    };
+
     /// Everything committed in the WAL reaches the spool, which is then made
     /// durable and sealed (seal.zig): called before SQLite discards WAL
-    /// content, by restarting or truncating it, or (`deleted`) deleting it.
-    pub fn secureWal(self: *WalCapture, how: seal_mod.Kind) Error!void {
+    /// content.
+    pub fn secureWal(self: *WalCapture, ending: Ending) Error!void {
+        const closing = try self.closingContent();
         const n = try self.writer.reconcile(null);
         if (n > 0) log.warn("recovered {d} committed transaction(s) from the WAL into the spool", .{n});
         const outcome = try materialize(&self.writer);
         const copied = outcome.copied;
         if (copied > 0) log.info("copied the pages of {d} unshipped transaction(s) out of the WAL before SQLite reuses it", .{copied});
         try self.writer.sync();
-        if (!outcome.dropped) try self.sealCycle(how);
+        if (!outcome.dropped and seal_mod.proven(&self.writer.paths, self.writer.last, closing)) {
+            const newest: u64 = if (self.writer.last) |l| l.seq else 0;
+            switch (ending) {
+                .header => |h| if (h) |salts| try seal_mod.store(&self.writer.paths, .{ .kind = .next, .seq = newest, .salt1 = salts.salt1, .salt2 = salts.salt2 }),
+                .emptied => try seal_mod.store(&self.writer.paths, .{ .kind = .emptied, .seq = newest, .db = seal_mod.Identity.of(spool.Paths.z(&self.writer.paths.db)) }),
+            }
+        }
         // The replicator did not keep up with this cycle: copy the next one
         // in the background as it is written.
         if (copied > 0 and self.copy_ahead) self.startCopier();
     }
 
-    fn sealCycle(self: *WalCapture, how: seal_mod.Kind) Error!void {
-        const newest: u64 = if (self.writer.last) |l| l.seq else 0;
-        if (how == .deleted) return seal_mod.store(&self.writer.paths, .{ .kind = .deleted, .seq = newest });
-        // An empty or headerless WAL holds nothing: the seal written when
-        // its content went still stands.
-        const fd = (try self.writer.walFd()) orelse return;
+    /// The WAL's current cycle, read before SQLite changes it.
+    fn closingContent(self: *WalCapture) Error!seal_mod.Closing {
+        const fd = (try self.writer.walFd()) orelse return .empty;
         var hb: [walfmt.header_size]u8 = undefined;
-        if (try @import("fileio.zig").preadAll(fd, &hb, 0) != hb.len) return;
-        const h = walfmt.WalHeader.parse(&hb) orelse return;
-        try seal_mod.store(&self.writer.paths, .{ .kind = .restart, .seq = newest, .salt1 = h.salt1, .salt2 = h.salt2 });
+        if (try @import("fileio.zig").preadAll(fd, &hb, 0) != hb.len) return .empty;
+        const h = walfmt.WalHeader.parse(&hb) orelse return .empty;
+        return .{ .cycle = .{ .salt1 = h.salt1, .salt2 = h.salt2 } };
     }
 
     fn startCopier(self: *WalCapture) void {
@@ -143,13 +157,12 @@ pub const WalCapture = struct {
         if (offset == 0) {
             // A new WAL header: restart (or first use). Capture the old
             // cycle's commits first; the new cycle's transaction starts at 1.
-            const secured = self.secureWal(.restart);
-            if (data.len >= walfmt.header_size) {
-                if (walfmt.WalHeader.parse(data[0..walfmt.header_size])) |h| {
-                    self.page_size = h.page_size;
-                    self.salt1 = h.salt1;
-                    self.salt2 = h.salt2;
-                }
+            const new = if (data.len >= walfmt.header_size) walfmt.WalHeader.parse(data[0..walfmt.header_size]) else null;
+            const secured = self.secureWal(.{ .header = if (new) |h| .{ .salt1 = h.salt1, .salt2 = h.salt2 } else null });
+            if (new) |h| {
+                self.page_size = h.page_size;
+                self.salt1 = h.salt1;
+                self.salt2 = h.salt2;
             }
             self.last_commit_frame = 0;
             self.txn_active = true;
@@ -232,7 +245,7 @@ pub const WalCapture = struct {
 
     /// SQLite truncates the WAL (TRUNCATE checkpoint, journal_size_limit).
     pub fn beforeTruncate(self: *WalCapture) Error!void {
-        try self.secureWal(.restart);
+        try self.secureWal(.emptied);
     }
 
     pub fn afterTruncate(self: *WalCapture) void {

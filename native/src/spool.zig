@@ -684,14 +684,18 @@ pub const Reader = struct {
         // Not in the WAL (any more) and not copied: the WAL was reset by
         // something that bypassed the extension, or is being rewritten now.
         if (try self.walFile(h) == null) {
-            const why = if (seal.read(Paths.z(&self.paths.seal)) catch null) |s|
-                (if (s.kind == .dropped and h.seq <= s.seq) "the side folder reached LIBSQL_BOTTOMLESS_SPOOL_MAX_BYTES and dropped unshipped history" else "the WAL was reset without the bottomless extension, or the side folder could not take its copy")
-            else
-                "the WAL was reset without the bottomless extension, or the side folder could not take its copy";
-            status.set("the pages of transaction {d} are gone: {s}; a new generation is needed", .{ h.seq, why });
+            status.set("the pages of transaction {d} are gone: {s}; a new generation is needed", .{ h.seq, self.whyGone(h.seq, "the WAL was reset without the bottomless extension, or the side folder could not take its copy") });
             return error.Corrupt;
         }
         return error.Busy;
+    }
+
+    /// Why the pages of record `seq` cannot be read: dropped at the size
+    /// limit (the seal says so), else `otherwise`.
+    fn whyGone(self: *Reader, seq: u64, otherwise: []const u8) []const u8 {
+        const s = (seal.read(Paths.z(&self.paths.seal)) catch null) orelse return otherwise;
+        if (s.kind == .dropped and seq <= s.seq) return "were dropped when the side folder reached LIBSQL_BOTTOMLESS_SPOOL_MAX_BYTES";
+        return otherwise;
     }
 
     fn framesFromWal(self: *Reader, h: Header, first: u32, count: u32, chain: *walfmt.Chain, out: []u8) Error!bool {
@@ -722,7 +726,7 @@ pub const Reader = struct {
         var hash = PayloadHash.init(h.seq);
         try hashRange(pages_fd, at, h.entrySize(), self.buf, &hash);
         if (hash.final() != mat.hash) {
-            status.set("the copied pages of transaction {d} fail their checksum", .{h.seq});
+            status.set("the copied pages of transaction {d} {s}; a new generation is needed", .{ h.seq, self.whyGone(h.seq, "fail their checksum") });
             return error.Corrupt;
         }
         for (0..count) |j| {

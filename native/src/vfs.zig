@@ -152,7 +152,7 @@ fn secureBeforeDelete(db_path: []const u8) void {
     var cap = capture.WalCapture.init(db_path) catch return;
     defer cap.deinit();
     if (!@import("sidefolder.zig").exists(spool.Paths.z(&cap.writer.paths.dir))) return;
-    cap.secureWal(.deleted) catch cap.problem("could not secure the WAL before SQLite deleted it", .{});
+    cap.secureWal(.emptied) catch cap.problem("could not secure the WAL before SQLite deleted it", .{});
 }
 
 // ---- io methods: forward everything, observe WAL writes -------------------

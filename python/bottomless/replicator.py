@@ -227,20 +227,6 @@ class Replicator:
                     self._warn_if_spool_large()
                     self._stop.wait(backoff)
                     continue
-                except NativeError as exc:
-                    if exc.code != CORRUPT or self.state is None:
-                        self._fail(exc)
-                        return
-                    # Pages of a transaction are gone (the WAL was reset
-                    # behind the extension's back): what S3 holds cannot be
-                    # continued, so start over from a snapshot.
-                    log.error("%s; starting a new generation of %s", exc.message, self.db_name)
-                    try:
-                        # Nothing more of the current generation can ship.
-                        self.new_generation(parent=self.state.generation_id, finish_current=False)
-                    except BottomlessError as again:
-                        self._fail(again)
-                        return
                 except BottomlessError as exc:
                     self._fail(exc)
                     return
@@ -524,6 +510,21 @@ class Replicator:
         assert self.state is not None
         if self._pending is not None:
             self._put(self._pending)
+        try:
+            return self._ship_records(records_only)
+        except NativeError as exc:
+            if exc.code != CORRUPT:
+                raise
+            # Pages of a transaction are gone (dropped at the side folder's
+            # limit, or the WAL was reset behind the extension's back): what
+            # S3 holds cannot be continued, so start over from a snapshot.
+            log.error("%s; starting a new generation of %s", exc.message, self.db_name)
+            if not records_only:
+                self.new_generation(parent=self.state.generation_id, finish_current=False)
+            return 0
+
+    def _ship_records(self, records_only: bool) -> int:
+        assert self.state is not None
         shipped = 0
         batch: list[Record] = []
         frames = 0
