@@ -5,8 +5,9 @@
 #
 #   fetch_build.sh WORKDIR      prints the path of the source tree
 #
-# Needs root for apt-get (tcl-dev, the source download); the system's apt
-# configuration is left alone: the deb-src entry lives in WORKDIR.
+# Needs root (or sudo) only to install missing packages (tcl-dev); the
+# source download leaves the system's apt configuration alone: the deb-src
+# entry, the package lists and apt's cache live in WORKDIR.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 work=${1:?usage: fetch_build.sh WORKDIR}
@@ -24,16 +25,22 @@ need=""
 dpkg-query -W -f '${Status}' tcl-dev 2>/dev/null | grep -q 'ok installed' || need="$need tcl-dev"
 command -v cc >/dev/null 2>&1 || need="$need build-essential"
 command -v dpkg-source >/dev/null 2>&1 || need="$need dpkg-dev"
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+        echo "fetch_build.sh: need root to run: $*" >&2; return 1
+    fi
+}
 if [ -n "$need" ]; then
     echo "fetch_build.sh: installing$need" >&2
-    apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >&2
+    as_root apt-get update -qq >&2
+    # shellcheck disable=SC2086
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $need >&2
 fi
 
 if [ ! -f "$src/test/tester.tcl" ]; then
     # A private sources list: the system's apt configuration is untouched.
     apt_dir="$work/apt"
-    mkdir -p "$apt_dir/sources" "$apt_dir/lists/partial" "$work/download"
+    mkdir -p "$apt_dir/sources" "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$work/download"
     codename=$(. /etc/os-release && echo "$VERSION_CODENAME")
     cat >"$apt_dir/sources/debian-src.sources" <<SRC
 Types: deb-src
@@ -48,7 +55,7 @@ Suites: $codename-security
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
-    apt_opts="-o Dir::Etc::SourceList=/dev/null -o Dir::Etc::SourceParts=$apt_dir/sources -o Dir::State::Lists=$apt_dir/lists"
+    apt_opts="-o Dir::Etc::SourceList=/dev/null -o Dir::Etc::SourceParts=$apt_dir/sources -o Dir::State::Lists=$apt_dir/lists -o Dir::Cache=$apt_dir/cache"
     # shellcheck disable=SC2086
     apt-get -qq $apt_opts update >&2
     # shellcheck disable=SC2086

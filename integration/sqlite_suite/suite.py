@@ -115,8 +115,15 @@ def run_one(testfixture: Path, testdir: Path, entry: str, where: Path, env: dict
     return Outcome(entry, "completed", tests, failed, seconds, side)
 
 
+def saved(where: Path) -> Outcome | None:
+    try:
+        return Outcome(**json.loads((where / "outcome.json").read_text()))
+    except (FileNotFoundError, ValueError, TypeError):
+        return None
+
+
 def run_all(testfixture: Path, testdir: Path, entries: list[str], out: Path, extension: str | None,
-            jobs: int, limit: float) -> dict[str, Outcome]:
+            jobs: int, limit: float, reuse: bool) -> dict[str, Outcome]:
     env = dict(os.environ)
     env.pop("BOTTOMLESS_SUITE_EXTENSION", None)
     mode = "plain"
@@ -127,7 +134,11 @@ def run_all(testfixture: Path, testdir: Path, entries: list[str], out: Path, ext
     results: dict[str, Outcome] = {}
 
     def one(entry: str) -> Outcome:
-        o = run_one(testfixture, testdir, entry, out / mode / entry.replace(":", "_"), env, limit)
+        where = out / mode / entry.replace(":", "_")
+        if reuse and (o := saved(where)) is not None:
+            return o
+        o = run_one(testfixture, testdir, entry, where, env, limit)
+        (where / "outcome.json").write_text(json.dumps(asdict(o)))
         print(f"  {mode:10} {entry:32} {o.status:10} {o.tests:6} tests {len(o.failed):3} failed "
               f"{o.seconds:7.1f}s", flush=True)
         return o
@@ -161,14 +172,26 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--time-limit", type=float, default=600.0, help="seconds per test file")
     ap.add_argument("--only", nargs="*", help="run just these entries of the list")
+    ap.add_argument("--mode", choices=["both", "plain", "bottomless"], default="both",
+                    help="run one mode only (its outcomes are kept for a later comparison)")
+    ap.add_argument("--reuse", choices=["none", "plain", "all"], default="none",
+                    help="take outcomes of an earlier run instead of running again (the plain run does not "
+                         "depend on the extension, only on testfixture)")
     a = ap.parse_args()
     entries = read_list(a.list)
     if a.only:
         entries = [e for e in entries if e in a.only]
     started = time.monotonic()
     print(f"{len(entries)} test files from {a.list.name}, {a.jobs} at a time, {a.time_limit:.0f}s each at most")
-    plain = run_all(a.testfixture, a.testdir, entries, a.out, None, a.jobs, a.time_limit)
-    bottomless = run_all(a.testfixture, a.testdir, entries, a.out, a.extension, a.jobs, a.time_limit)
+    if a.mode == "plain":
+        run_all(a.testfixture, a.testdir, entries, a.out, None, a.jobs, a.time_limit, a.reuse != "none")
+        return 0
+    if a.mode == "bottomless":
+        run_all(a.testfixture, a.testdir, entries, a.out, a.extension, a.jobs, a.time_limit, a.reuse == "all")
+        return 0
+    plain = run_all(a.testfixture, a.testdir, entries, a.out, None, a.jobs, a.time_limit, a.reuse != "none")
+    bottomless = run_all(a.testfixture, a.testdir, entries, a.out, a.extension, a.jobs, a.time_limit,
+                         a.reuse == "all")
     diffs = compare(plain, bottomless)
     tests_p = sum(o.tests for o in plain.values())
     tests_b = sum(o.tests for o in bottomless.values())
