@@ -162,6 +162,7 @@ def test_cli_sync_in_read_only_directory(ro_dir: Path, tmp_path: Path, cli_env: 
     ro_dir.chmod(0o755)
     assert sync.returncode != 0
     assert any(w in sync.stderr.lower() for w in ("read-only", "readonly", "permission")), sync.stderr
+    assert "Errno" not in sync.stderr, sync.stderr
     no_traceback(sync)
 
 

@@ -147,7 +147,7 @@ def test_rm(
     _, (old, new) = two_generations
     assert run(env, "rm").exit_code == 2  # needs -g or --older-than
     result = run(env, "rm", "-v", "--older-than", "2999-01-01")
-    assert result.output.splitlines() == [f"Removed generation {old.generation}", "Removed 1 generations"]
+    assert result.output.splitlines() == [f"Removed generation {old.generation}", "Removed 1 generation"]
     assert list_generations(store, DB) == [new.generation]
     result = run(env, "rm", "-v", "--older-than", "2999-01-01")
     assert result.output.splitlines() == ["Removed 0 generations"]  # never the newest

@@ -1,9 +1,10 @@
 //! Shells (sqlite3, libSQL) have no replicator of their own. When one opens a
-//! database through the extension, a missing or empty database is first
-//! restored from S3, then a replicator process is started that ships the
-//! spool while the shell lives and until the spool is empty after it exits
-//! (`bottomless-cli replicate --exit-when-idle --parent-pid`). One replicator
-//! per database wins its lock; the others wait or exit.
+//! database through the extension, `bottomless-cli on-open` restores a
+//! missing or empty database from S3, then starts a replicator in the
+//! background that ships the spool while the shell lives and until the spool
+//! is empty after it exits. One replicator per database wins its lock; the
+//! others wait or exit. The shell waits for the checks (so a refused setting
+//! is said in the shell), not for the replicator.
 //!
 //! Both steps run the Python package: BOTTOMLESS_PYTHON names the
 //! interpreter (default python3). LIBSQL_BOTTOMLESS_AUTOSTART=0 turns this
@@ -35,34 +36,26 @@ fn python() [*:0]const u8 {
     return c.getenv("BOTTOMLESS_PYTHON") orelse "python3";
 }
 
-fn run(argv: [*:null]const ?[*:0]const u8, wait: bool) void {
+/// Runs `argv` and waits. The child's stderr is the host's, so what it says
+/// (a refused setting, a failed restore) reaches the shell's user.
+fn run(argv: [*:null]const ?[*:0]const u8, db: []const u8) void {
     var pid: c.pid_t = 0;
     const rc = posix_spawnp(&pid, argv[0].?, null, null, argv, environ);
     if (rc != 0) {
-        log.warn("cannot start {s} (error {d}); set BOTTOMLESS_PYTHON to an interpreter with the bottomless package", .{ std.mem.span(argv[0].?), rc });
+        log.warn("cannot start {s} to replicate {s} (error {d}); set BOTTOMLESS_PYTHON to an interpreter with the bottomless package", .{ std.mem.span(argv[0].?), db, rc });
         return;
     }
-    if (wait) {
-        var status: c_int = 0;
-        while (waitpid(pid, &status, 0) < 0 and c._errno().* == @intFromEnum(c.E.INTR)) {}
-        if (status != 0) log.warn("{s} exited with status {d}", .{ std.mem.span(argv[2].?), status });
+    var status: c_int = 0;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (c._errno().* != @intFromEnum(c.E.INTR)) return;
     }
-}
-
-const Content = enum { missing_or_empty, database, other };
-
-/// What the file holds, judged by SQLite's header string. Read without
-/// opening a descriptor SQLite could lose its locks through: the file is
-/// not open in this process yet (called before SQLite opens it).
-fn contentOf(path: [*:0]const u8) Content {
-    const fd = c.open(path, .{ .ACCMODE = .RDONLY, .CLOEXEC = true }, @as(c.mode_t, 0));
-    if (fd < 0) return .missing_or_empty;
-    defer _ = c.close(fd);
-    var head: [16]u8 = undefined;
-    const n = c.pread(fd, &head, head.len, 0);
-    if (n == 0) return .missing_or_empty;
-    if (n == head.len and std.mem.eql(u8, &head, "SQLite format 3\x00")) return .database;
-    return .other;
+    const raw: u32 = @bitCast(status);
+    const signal = raw & 0x7f;
+    if (signal != 0) {
+        log.warn("opening {s}: bottomless-cli on-open was killed by signal {d}; {s} is not being replicated", .{ db, signal, db });
+    } else if ((raw >> 8) & 0xff != 0) {
+        log.warn("opening {s}: bottomless-cli on-open failed with exit code {d} (its message is above)", .{ db, (raw >> 8) & 0xff });
+    }
 }
 
 /// Called before the main database file of a connection is opened.
@@ -84,28 +77,11 @@ pub fn beforeMainDbOpen(path: []const u8) void {
         const base = if (slash) |i| path[i + 1 ..] else path;
         break :blk (std.fmt.bufPrintSentinel(&abs_buf, "{s}/{s}", .{ std.mem.span(d), base }, 0) catch return).ptr;
     };
-    const content = contentOf(abs);
-    // Not a SQLite database (SQLite will say so): nothing to restore or
-    // replicate, and nothing is created beside it.
-    if (content == .other) return;
-    if (content == .missing_or_empty) {
-        log.info("{s} is missing or empty: restoring it from S3 if a backup exists", .{std.mem.span(abs)});
-        const argv = [_:null]?[*:0]const u8{ python(), "-m", "bottomless_cli", "-d", abs, "restore-missing" };
-        run(&argv, true);
-    }
     var pid_buf: [32]u8 = undefined;
     const pid = std.fmt.bufPrintSentinel(&pid_buf, "{d}", .{c.getpid()}, 0) catch return;
-    var log_buf: [4200]u8 = undefined;
-    const logpath = std.fmt.bufPrintSentinel(&log_buf, "{s}-bottomless/replicator.log", .{std.mem.span(abs)}, 0) catch return;
-    var dir_path: [4200]u8 = undefined;
-    const spool_dir = std.fmt.bufPrintSentinel(&dir_path, "{s}-bottomless", .{std.mem.span(abs)}, 0) catch return;
-    var db_z: [4096]u8 = undefined;
-    const dbz = std.fmt.bufPrintSentinel(&db_z, "{s}", .{std.mem.span(abs)}, 0) catch return;
-    @import("sidefolder.zig").ensureDir(spool_dir, dbz) catch {};
-    // sh puts the replicator in the background in its own session and exits,
-    // so the shell never has to reap it.
-    const script = "setsid \"$0\" -m bottomless_cli -d \"$1\" replicate --exit-when-idle --parent-pid \"$2\" >>\"$3\" 2>&1 </dev/null &";
-    const argv = [_:null]?[*:0]const u8{ "/bin/sh", "-c", script, python(), abs, pid, logpath };
-    run(&argv, true);
-    log.info("started a replicator for {s} (log: {s})", .{ std.mem.span(abs), logpath });
+    // One Python command restores a missing database and starts its
+    // replicator in the background; the package owns that command line,
+    // the side folder and the replicator's log.
+    const argv = [_:null]?[*:0]const u8{ python(), "-m", "bottomless_cli", "-d", abs, "on-open", "--parent-pid", pid };
+    run(&argv, std.mem.span(abs));
 }

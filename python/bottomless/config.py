@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from dataclasses import field as dc_field
@@ -17,6 +18,9 @@ from bottomless.errors import ConfigError, LayoutError
 from bottomless.layout import validate_db_name
 
 ENV_PREFIX = "LIBSQL_BOTTOMLESS_"
+# What boto3 itself accepts as a bucket (legacy buckets may hold capitals and
+# underscores); anything else would fail later as a botocore traceback.
+_BUCKET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,253}[A-Za-z0-9]")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 log = logging.getLogger(__name__)
@@ -89,8 +93,11 @@ class Config:
             raise ConfigError(f"{ENV_PREFIX}ENDPOINT: {self.endpoint!r} is not an http(s) URL")
         if self.endpoint.startswith("http://") and not self.allow_http and not is_loopback(self.endpoint):
             warn_plain_http(self.endpoint)
-        if not self.bucket or "/" in self.bucket:
-            raise ConfigError(f"{ENV_PREFIX}BUCKET: {self.bucket!r} is not a bucket name")
+        if not _BUCKET_NAME.fullmatch(self.bucket):
+            raise ConfigError(
+                f"{ENV_PREFIX}BUCKET (or -b/--bucket): {self.bucket!r} is not a valid S3 bucket name; "
+                "use 3-63 lowercase letters, digits, '.' and '-', starting and ending with a letter or digit"
+            )
         if self.database_id is not None:
             try:
                 validate_db_name(self.database_id)

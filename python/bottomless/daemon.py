@@ -1,5 +1,5 @@
-"""A replicator in a child process: for hosts that must not run one in
-process (apsw), and the command the extension runs for the shells."""
+"""A replicator in a process of its own: for hosts that must not run one in
+process (apsw). The shells reach the same command through ``on-open``."""
 
 from __future__ import annotations
 
@@ -9,30 +9,34 @@ import sys
 from dataclasses import fields
 
 from bottomless.config import ENV_PREFIX, Config
-from bottomless.spool import spool_dir
+from bottomless.errors import BottomlessError
+
+# Beside the spool: where a detached replicator writes.
+LOG_FILE = "replicator.log"
 
 
 def replicate_command(db_path: str, parent_pid: int) -> list[str]:
+    """The one spelling of a background replicator's command line."""
     return [
         sys.executable, "-m", "bottomless_cli", "-d", os.path.abspath(db_path),
-        "replicate", "--exit-when-idle", "--parent-pid", str(parent_pid),
+        "replicate", "--exit-when-idle", "--parent-pid", str(parent_pid), "--detach",
     ]  # fmt: skip
 
 
-def spawn_replicator(db_path: str, config: Config) -> subprocess.Popen[bytes]:
-    """Start ``bottomless-cli replicate`` for ``db_path``; it outlives this
-    process until the spool is empty. Its log goes beside the spool."""
+def spawn_replicator(db_path: str, config: Config) -> None:
+    """Start ``bottomless-cli replicate --detach`` for ``db_path``: it checks
+    the settings and the database, then ships in the background until this
+    process has exited and the spool is empty. A refusal is raised here."""
     env = dict(os.environ)
     for f in fields(config):
         value = getattr(config, f.name)
         if value is not None:
             env[ENV_PREFIX + f.name.upper()] = str(value)
-    os.makedirs(spool_dir(db_path), exist_ok=True)
-    log = open(os.path.join(spool_dir(db_path), "replicator.log"), "ab")  # noqa: SIM115 (the child keeps it)
-    try:
-        return subprocess.Popen(
-            replicate_command(db_path, os.getpid()),
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, start_new_session=True,
-        )  # fmt: skip
-    finally:
-        log.close()
+    proc = subprocess.run(
+        replicate_command(db_path, os.getpid()),
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+        reason = lines[-1].removeprefix("Error: ") if lines else f"exit status {proc.returncode}"
+        raise BottomlessError(f"the replicator for {db_path} did not start: {reason}")

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
 from bottomless import catalog, layout
-from bottomless.compression import decompress
+from bottomless.crypto import KEY_VAR, Cipher, is_encrypted
 from bottomless.frames import Meta, last_header
 from bottomless.generation import created_at, format_created_at
+from bottomless.restore import decode_object
 from bottomless.s3 import S3Store
 
 log = logging.getLogger(__name__)
@@ -27,6 +29,7 @@ class GenerationDetails:
     snapshot_last_modified: datetime | None
     batches: int
     parent: uuid.UUID | None
+    parent_removed: bool  # .dep names a generation that is no longer in the bucket
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -43,6 +46,7 @@ class GenerationDetails:
             },
             "batches": self.batches,
             "parent": None if self.parent is None else str(self.parent),
+            "parent_removed": self.parent_removed,
         }
 
     def to_text(self) -> str:
@@ -55,7 +59,8 @@ class GenerationDetails:
             f"\tWAL frame checksum:   {self.frame_checksum}",
         ]
         if self.parent is not None:
-            lines.append(f"\tparent generation:    {self.parent}")
+            gone = " (removed from the bucket)" if self.parent_removed else ""
+            lines.append(f"\tparent generation:    {self.parent}{gone}")
         if self.snapshot_size is None:
             lines.append("\tmain database snapshot: none")
         else:
@@ -71,14 +76,22 @@ def _iso_z(moment: datetime | None) -> str:
     return "" if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def describe(store: S3Store, db_name: str, generation: uuid.UUID) -> GenerationDetails:
-    """Gather ``ls -v`` facts: one LIST, small GETs, and the last batch."""
+def describe(
+    store: S3Store,
+    db_name: str,
+    generation: uuid.UUID,
+    cipher: Cipher | None = None,
+    existing: Collection[uuid.UUID] | None = None,
+) -> GenerationDetails:
+    """Gather ``ls -v`` facts: one LIST, small GETs, and the last batch
+    (decrypted with ``cipher`` when the generation is encrypted).
+    ``existing`` is the database's generations, to tell a removed parent."""
     gen = catalog.load_generation(store, db_name, generation)
     counter = catalog.read_change_counter(store, db_name, generation)
     parent = catalog.read_dep(store, db_name, generation) if gen.has_dep else None
     checksum = "0"
     if gen.batches and gen.has_meta:
-        checksum = _last_checksum(store, db_name, gen)
+        checksum = _last_checksum(store, db_name, gen, cipher)
     return GenerationDetails(
         generation=generation,
         created_at=created_at(generation),
@@ -89,13 +102,17 @@ def describe(store: S3Store, db_name: str, generation: uuid.UUID) -> GenerationD
         snapshot_last_modified=gen.snapshot.last_modified if gen.snapshot else None,
         batches=len(gen.batches),
         parent=parent,
+        parent_removed=parent is not None and existing is not None and parent not in existing,
     )
 
 
-def _last_checksum(store: S3Store, db_name: str, gen: catalog.Generation) -> str:
+def _last_checksum(store: S3Store, db_name: str, gen: catalog.Generation, cipher: Cipher | None) -> str:
     meta = Meta.decode(store.get(layout.meta_key(db_name, gen.generation)))
     batch = gen.batches[-1]
-    data = decompress(store.get(batch.key), batch.compression, batch.key)
+    raw = store.get(batch.key)
+    if is_encrypted(raw) and cipher is None:
+        return f"unknown (encrypted: set {KEY_VAR} to read it)"
+    data = decode_object(raw, batch.key, batch.compression, cipher, is_encrypted(raw))
     header = last_header(data, meta.page_size)
     if header is None:
         return "0"

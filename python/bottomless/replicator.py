@@ -39,8 +39,9 @@ from bottomless.crypto import Cipher, encryption_metadata
 from bottomless.errors import BadCredentials, BottomlessError, EndpointUnreachable, NativeError, S3Error
 from bottomless.frames import Chain, Meta
 from bottomless.generation import new_generation
+from bottomless.health import ProblemReporter, alive, describe_stall
 from bottomless.lease import FencedError, Lease
-from bottomless.lock import ReplicatorLock
+from bottomless.lock import ReplicatorLock, is_locked
 from bottomless.merging import MergeRun
 from bottomless.restore_on_open import forget_restore, restored_from
 from bottomless.s3 import PreconditionFailed, S3Store
@@ -104,6 +105,7 @@ class Replicator:
         # A failure retrying cannot fix (diverged history, refused
         # credentials, an invalid bucket): shipping stops and says why.
         self.error: BottomlessError | None = None
+        self._health = ProblemReporter(self.spool_dir)
 
     # ---- lifecycle -----------------------------------------------------------
     def start(self) -> None:
@@ -128,6 +130,12 @@ class Replicator:
             self._release_lease()
         self.lock.release()
         self.spool.close()
+
+    def request_stop(self) -> None:
+        """Ask the loop of run() to ship what is left and return (safe from a
+        signal handler)."""
+        self._stop.set()
+        self._wake.set()
 
     def run(self, exit_when_idle: bool = False, parent_pid: int | None = None) -> None:
         """The shipping loop. With ``exit_when_idle`` it returns once the
@@ -179,6 +187,7 @@ class Replicator:
                         return
                     backoff = _next_backoff(backoff)
                     failing_since = failing_since or time.monotonic()
+                    self._health.report(f"cannot reach S3 to start replicating: {exc}")
                     log.warning(
                         "cannot reach S3 to start replicating %s (%s); retrying in %.1fs", self.db_name, exc, backoff
                     )
@@ -198,6 +207,7 @@ class Replicator:
                 except Exception as exc:
                     self._crash("starting", exc)
                     return
+                self._health.clear()
             self._check_requests()
             pending = self.has_pending()
             now = time.monotonic()
@@ -209,6 +219,7 @@ class Replicator:
             if due or self._snapshot_requested:
                 try:
                     self.ship()
+                    self._health.clear()
                     backoff = 0.0
                     failing_since = None
                     first_pending = None
@@ -218,6 +229,7 @@ class Replicator:
                     return
                 except S3Error as exc:
                     backoff = _next_backoff(backoff)
+                    self._health.report(f"shipping failed: {exc}")
                     log.warning(
                         "shipping %s failed (%s); retrying in %.1fs, commits stay in the spool",
                         self.db_name,
@@ -249,6 +261,7 @@ class Replicator:
     def _fail(self, exc: BottomlessError) -> None:
         self.error = exc
         log.error("replication of %s stopped: %s", self.db_path, exc)
+        self._health.report(str(exc), stopped=True)
         self._release_lease()
         self.lock.release()
 
@@ -699,9 +712,10 @@ def wait_durable(
             if (error := failed()) is not None:
                 raise error
             if time.monotonic() >= deadline:
+                folder = spool_dir(db_path)
                 raise TimeoutError(
-                    f"commits of {db_path} up to seq {target} are not in S3 after {timeout:.0f}s "
-                    "(is a replicator running? bottomless-cli replicate)"
+                    f"commits of {db_path} up to seq {target} are not in S3 after {timeout:.0f}s: "
+                    + describe_stall(folder, is_locked(folder))
                 )
             time.sleep(0.02)
 
@@ -732,12 +746,4 @@ def _is_new(db_path: str) -> bool:
 
 
 def _alive(pid: int | None) -> bool:
-    if pid is None:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid is not None and alive(pid)

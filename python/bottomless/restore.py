@@ -9,9 +9,11 @@ restore never yields a quietly shorter database.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
+import stat
 import tempfile
 import uuid
 from collections import deque
@@ -99,6 +101,12 @@ def choose_generation(
 ) -> uuid.UUID:
     """The named generation, else the newest one (created at or before ``until``)."""
     if generation is not None:
+        if until is not None and created_at(generation) > until:
+            raise RestoreError(
+                f"generation {generation} of {db_name!r} was created at "
+                f"{created_at(generation).isoformat(timespec='seconds')}, after {until.isoformat()}: "
+                "it holds no state of that time; give a later time, or -u alone to pick the generation"
+            )
         return generation
     generations = catalog.list_generations(store, db_name)
     if not generations:
@@ -207,10 +215,11 @@ def restore(
     LIBSQL_BOTTOMLESS_ENCRYPTION_KEY(_FILE). Unencrypted generations restore
     with or without a key."""
     key: Cipher | None = Cipher.from_env() if isinstance(cipher, str) else cipher
+    target_path = Path(target).resolve()
+    _check_target_dir(target_path)
     chosen = choose_generation(store, db_name, generation, until)
     log.info("Restoring from generation %s", chosen)
     plan = plan_restore(store, db_name, chosen, until)
-    target_path = Path(target).resolve()
     fd, tmp = tempfile.mkstemp(prefix=f".{target_path.name}.restore-", dir=target_path.parent)
     os.close(fd)
     try:
@@ -240,7 +249,7 @@ def _build(
         _, snapshot_future = next(jobs)
         raw = _fetched(snapshot_future, plan.snapshot_key)
         encrypted = is_encrypted(raw)
-        snapshot = _decoded(raw, plan.snapshot_key, plan.snapshot_compression, cipher, encrypted)
+        snapshot = decode_object(raw, plan.snapshot_key, plan.snapshot_compression, cipher, encrypted)
         del raw
         try:
             db_size = snapshot_pages(snapshot, page_size)
@@ -257,7 +266,7 @@ def _build(
             chain = step.meta.chain()
             for batch in step.batches:
                 _, future = next(jobs)
-                data = _decoded(_fetched(future, batch.key), batch.key, batch.compression, cipher, encrypted)
+                data = decode_object(_fetched(future, batch.key), batch.key, batch.compression, cipher, encrypted)
                 try:
                     count = frame_count(data, page_size)
                 except ValueError as exc:
@@ -329,7 +338,7 @@ def _fetched(future: Future[bytes], key: str) -> bytes:
         raise RestoreError(f"could not fetch {key!r}: {exc}") from exc
 
 
-def _decoded(data: bytes, key: str, codec: str, cipher: Cipher | None, generation_encrypted: bool) -> bytes:
+def decode_object(data: bytes, key: str, codec: str, cipher: Cipher | None, generation_encrypted: bool) -> bytes:
     """Decrypt (when encrypted) and decompress one object. Within a restore
     every object is encrypted or none is, as its snapshot: a plaintext object
     in an encrypted history (or the reverse) is refused, not trusted."""
@@ -368,8 +377,42 @@ def integrity_check(path: str) -> str:
     return "\n".join(str(row[0]) for row in rows)
 
 
+def _check_target_dir(target: Path) -> None:
+    """Say so before any download when the restored file cannot be written."""
+    folder = target.parent
+    if not folder.is_dir():
+        raise RestoreError(f"cannot restore into {target}: the directory {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise RestoreError(f"cannot restore into {target}: the directory {folder} is not writable by this user")
+
+
+def _file_mode(target: Path) -> int:
+    """The mode SQLite would give a new database (0666 less the umask), or
+    the mode of the file being replaced."""
+    try:
+        return stat.S_IMODE(target.stat().st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    current = os.umask(0o022)  # no /proc: read it the only other way there is
+    os.umask(current)
+    return current
+
+
 def _install(tmp: str, target: Path) -> None:
     """Move the restored file into place, dropping the old database's WAL."""
+    os.chmod(tmp, _file_mode(target))
+    with contextlib.suppress(FileNotFoundError, PermissionError):
+        owner = target.stat()
+        os.chown(tmp, owner.st_uid, owner.st_gid)  # root restoring another user's database
     for suffix in ("-wal", "-shm"):
         stale = Path(str(target) + suffix)
         if stale.exists():

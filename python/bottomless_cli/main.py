@@ -6,6 +6,7 @@ importing it here and calling ``cli.add_command``.
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
 import click
@@ -13,7 +14,13 @@ import click
 from bottomless.errors import BottomlessError
 from bottomless_cli import logsetup
 from bottomless_cli.commands.ls import ls
-from bottomless_cli.commands.replicate import replicate_cmd, restore_missing_cmd, snapshot_cmd, sync_cmd
+from bottomless_cli.commands.replicate import (
+    on_open_cmd,
+    replicate_cmd,
+    restore_missing_cmd,
+    snapshot_cmd,
+    sync_cmd,
+)
 from bottomless_cli.commands.restore import restore_cmd
 from bottomless_cli.commands.rm import rm
 from bottomless_cli.commands.verify import verify_cmd
@@ -29,7 +36,7 @@ class BottomlessGroup(click.Group):
         except BottomlessError as exc:
             raise click.ClickException(str(exc)) from exc
         except OSError as exc:  # a missing library, a read-only directory, a full disk
-            raise click.ClickException(str(exc)) from exc
+            raise click.ClickException(describe_os_error(exc)) from exc
 
 
 @click.group(cls=BottomlessGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -47,5 +54,29 @@ def cli(ctx: click.Context, endpoint: str | None, bucket: str | None, database: 
     ctx.obj = CliState(endpoint=endpoint, bucket=bucket, database=database)
 
 
-for command in (ls, restore_cmd, rm, verify_cmd, replicate_cmd, sync_cmd, snapshot_cmd, restore_missing_cmd):
+def describe_os_error(exc: OSError) -> str:
+    """``[Errno 13] Permission denied: 'x'`` as a sentence with a way out."""
+    what = exc.strerror or str(exc)
+    where = f" ({exc.filename})" if exc.filename else ""
+    hint = {
+        errno.EACCES: "check the permissions of that path for this user",
+        errno.EPERM: "check the permissions of that path for this user",
+        errno.EROFS: "the file system is read-only; choose another place",
+        errno.ENOSPC: "free some space, or choose another place",
+        errno.ENOENT: "check the path",
+    }.get(exc.errno or 0)
+    return f"{what}{where}" + (f"; {hint}" if hint else "")
+
+
+for command in (
+    ls,
+    restore_cmd,
+    rm,
+    verify_cmd,
+    replicate_cmd,
+    sync_cmd,
+    snapshot_cmd,
+    restore_missing_cmd,
+    on_open_cmd,
+):
     cli.add_command(command)

@@ -35,12 +35,14 @@ def ls(
     named = generation_option(generation)
     store = state.store()
     db_name = state.db_name()
+    cipher = state.config().cipher()
+    existing = catalog.list_generations(store, db_name)
     if named is not None:
         generations = [named]
-        if named not in catalog.list_generations(store, db_name):
+        if named not in existing:
             raise click.ClickException(f"generation {named} of {db_name!r} does not exist")
     else:
-        generations = catalog.list_generations(store, db_name)
+        generations = existing
     if older_than is not None:
         generations = [g for g in generations if created_at(g) < older_than]
     if newer_than is not None:
@@ -50,7 +52,7 @@ def ls(
 
     if as_json:
         if verbose:
-            items = [describe(store, db_name, g).to_json() for g in generations]
+            items = [describe(store, db_name, g, cipher, existing).to_json() for g in generations]
         else:
             items = [
                 {
@@ -65,6 +67,6 @@ def ls(
         if verbose:
             if index:
                 click.echo("")
-            click.echo(describe(store, db_name, gen).to_text())
+            click.echo(describe(store, db_name, gen, cipher, existing).to_text())
         else:
             click.echo(str(gen))

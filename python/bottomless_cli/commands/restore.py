@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
     "-o",
     "--output",
     type=click.Path(dir_okay=False),
-    help="Write here (default: the database name).",
+    help="Write a copy here (default: the database itself: the file -d names, else the database name).",
 )
 @click.option("--force", is_flag=True, help="Replace an existing database (kept as <file>.bottomless.backup).")
 @pass_state
@@ -37,7 +37,7 @@ def restore_cmd(
     store = state.store()
     db_name = state.db_name()
     log.info("Database: %s", db_name)
-    target = output or db_name
+    target = output or state.local_path() or db_name
     if os.path.exists(target) and os.path.getsize(target) > 0:
         if not force:
             raise click.ClickException(
@@ -55,7 +55,10 @@ def restore_cmd(
             verify=state.config().verify_crc,
             progress=progress,
         )
-    mark_restored(os.path.abspath(target), str(result.generation))
+    if output is None:
+        # The database itself: replication continues from the restored state.
+        # A copy made with -o is only a file to look at.
+        mark_restored(os.path.abspath(target), str(result.generation))
     click.echo(
         f"Restored {db_name} from generation {result.generation} into {result.path} "
         f"({result.db_size} pages, {result.frames_applied} WAL frames applied)"

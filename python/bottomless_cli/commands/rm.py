@@ -42,4 +42,5 @@ def rm(state: CliState, generation: str | None, older_than: datetime | None, ver
             click.echo(f"Removed generation {gen}")
         for gen in removal.kept_as_parents:
             click.echo(f"Kept generation {gen}: a newer generation depends on it")
-        click.echo(f"Removed {len(removal.removed)} generations")
+        count = len(removal.removed)
+        click.echo(f"Removed {count} generation{'' if count == 1 else 's'}")
