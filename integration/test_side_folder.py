@@ -4,7 +4,8 @@ real user (``nobody``, by setpriv), against a real S3 server.
 
 - Any user who may write the database may write its side folder: it and its
   files take the database file's mode (and, as root, its owner and group).
-- A side folder that cannot be written never changes what SQLite returns:
+- A side folder that cannot be written, or is full, never changes what
+  SQLite returns:
   the writes succeed, the problem is logged once, the next capture that
   works flags the gap, and the replicator starts a new generation from a
   snapshot, which restores exactly.
@@ -175,6 +176,34 @@ def test_unwritable_side_folder_never_fails_the_application(
     before = generations(store, db)
     restored_equals_live(cli_env, db, shared_dir / "restored.db")
     assert generations(store, db) == before + 1, "no new generation started at the gap"
+
+
+def test_full_side_folder_never_fails_the_application(
+    tmp_path: Path, cli_env: dict[str, str], store: S3Store
+) -> None:
+    """The side folder on a file system of its own that fills up (ENOSPC):
+    SQLite's writes all succeed; once there is room again the backup
+    recovers with a new generation that restores exactly."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small file system for the side folder needs root")
+    db = tmp_path / DB
+    folder = Path(spool_dir(str(db)))
+    folder.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=384k", "tmpfs", str(folder)], check=True)
+    try:
+        ok(sqlite3_cli(db, SCHEMA + inserts("first", 20), cli_env))
+        run_cli(cli_env, "-d", str(db), "sync")
+        full = ok(sqlite3_cli(db, "PRAGMA wal_autocheckpoint=20;\n" + many_commits("full", 150, 4000), cli_env))
+        assert "errno 28" in full.stderr or "disk full" in full.stderr, f"the side folder never filled:\n{full.stderr}"
+        assert full.stderr.count("SQLite goes on") == 1, f"not logged exactly once:\n{full.stderr}"
+        subprocess.run(["mount", "-o", "remount,size=64m", str(folder)], check=True)
+        ok(sqlite3_cli(db, inserts("after", 10), cli_env))
+        assert stats(db).gaps >= 1, "the capture after the full disk did not flag the missing commits"
+        before = generations(store, db)
+        restored_equals_live(cli_env, db, tmp_path / "restored.db")
+        assert generations(store, db) == before + 1, "no new generation started at the gap"
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
 def test_side_folder_stays_within_its_limit(tmp_path: Path, cli_env: dict[str, str], store: S3Store) -> None:

@@ -67,7 +67,8 @@ pub const WalCapture = struct {
         log.err("{s}: {s} ({s}); SQLite goes on, the backup misses these commits and the next replicator starts a new generation from a snapshot", .{ spool.Paths.z(&self.writer.paths.db), text, std.mem.span(status.message()) });
     }
 
-    pub fn recovered(self: *WalCapture) void {
+    /// The WAL's content was secured again: the episode is over.
+    fn recovered(self: *WalCapture) void {
         if (!self.failing) return;
         self.failing = false;
         if (problems.end(std.mem.span(spool.Paths.z(&self.writer.paths.db)))) log.warn("{s}: capture works again", .{spool.Paths.z(&self.writer.paths.db)});
@@ -130,6 +131,7 @@ pub const WalCapture = struct {
         // The replicator did not keep up with this cycle: copy the next one
         // in the background as it is written.
         if (copied > 0 and self.copy_ahead) self.startCopier();
+        self.recovered();
     }
 
     /// The WAL's current cycle, read before SQLite changes it.
@@ -240,7 +242,6 @@ pub const WalCapture = struct {
             self.writer.known = false;
             return;
         };
-        self.recovered();
     }
 
     /// SQLite truncates the WAL (TRUNCATE checkpoint, journal_size_limit).
