@@ -172,8 +172,9 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--time-limit", type=float, default=600.0, help="seconds per test file")
     ap.add_argument("--only", nargs="*", help="run just these entries of the list")
-    ap.add_argument("--mode", choices=["both", "plain", "bottomless"], default="both",
-                    help="run one mode only (its outcomes are kept for a later comparison)")
+    ap.add_argument("--mode", choices=["both", "plain", "bottomless", "compare"], default="both",
+                    help="run one mode only (its outcomes are kept for a later comparison), or compare the "
+                         "kept outcomes of the entries both modes have run")
     ap.add_argument("--reuse", choices=["none", "plain", "all"], default="none",
                     help="take outcomes of an earlier run instead of running again (the plain run does not "
                          "depend on the extension, only on testfixture)")
@@ -189,16 +190,29 @@ def main() -> int:
     if a.mode == "bottomless":
         run_all(a.testfixture, a.testdir, entries, a.out, a.extension, a.jobs, a.time_limit, a.reuse == "all")
         return 0
+    if a.mode == "compare":
+        kept = {e: (saved(a.out / "plain" / e.replace(":", "_")), saved(a.out / "bottomless" / e.replace(":", "_")))
+                for e in entries}
+        entries = [e for e, (p, b) in kept.items() if p is not None and b is not None]
+        print(f"comparing the {len(entries)} entries both modes have run")
+        plain = {e: kept[e][0] for e in entries}  # type: ignore[misc]
+        bottomless = {e: kept[e][1] for e in entries}  # type: ignore[misc]
+        return report(entries, plain, bottomless, a.out, started)
     plain = run_all(a.testfixture, a.testdir, entries, a.out, None, a.jobs, a.time_limit, a.reuse != "none")
     bottomless = run_all(a.testfixture, a.testdir, entries, a.out, a.extension, a.jobs, a.time_limit,
                          a.reuse == "all")
+    return report(entries, plain, bottomless, a.out, started)
+
+
+def report(entries: list[str], plain: dict[str, Outcome], bottomless: dict[str, Outcome], out: Path,
+           started: float) -> int:
     diffs = compare(plain, bottomless)
     tests_p = sum(o.tests for o in plain.values())
     tests_b = sum(o.tests for o in bottomless.values())
     both = sorted({f"{e}: {t}" for e, o in plain.items() for t in o.failed if t in bottomless[e].failed})
     secs_p = sum(o.seconds for o in plain.values())
     secs_b = sum(o.seconds for o in bottomless.values())
-    (a.out / "summary.json").write_text(json.dumps({
+    (out / "summary.json").write_text(json.dumps({
         "files": len(entries), "plain": [asdict(o) for o in plain.values()],
         "bottomless": [asdict(o) for o in bottomless.values()], "differences": diffs,
     }, indent=1))
