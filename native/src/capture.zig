@@ -64,7 +64,7 @@ pub const WalCapture = struct {
         if (!problems.start(std.mem.span(spool.Paths.z(&self.writer.paths.db)))) return;
         var buf: [512]u8 = undefined;
         const text = std.fmt.bufPrint(&buf, what, args) catch what;
-        log.err("{s}: {s} ({s}); SQLite goes on, the backup misses these commits and the next replicator starts a new generation from a snapshot", .{ spool.Paths.z(&self.writer.paths.db), text, std.mem.span(status.message()) });
+        log.err("{s}: {s} ({s}); SQLite goes on: what the WAL still holds is captured later, anything lost is covered by a new generation from a snapshot", .{ spool.Paths.z(&self.writer.paths.db), text, std.mem.span(status.message()) });
     }
 
     /// The WAL's content was secured again: the episode is over.
@@ -237,7 +237,7 @@ pub const WalCapture = struct {
         self.txn_active = false;
         self.last_commit_frame = commit;
         self.writer.append(self.page_size, self.salt1, self.salt2, self.txn_first, commit, self.pending_db_size) catch {
-            self.problem("could not append the commit at WAL frame {d} to the spool; it is recovered from the WAL if it is still there", .{commit});
+            self.problem("could not append the commit at WAL frame {d} to the spool", .{commit});
             // Make the next transaction's reconcile see the gap.
             self.writer.known = false;
             return;

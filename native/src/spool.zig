@@ -25,6 +25,11 @@
 //! page each), nothing else, so the entries of consecutive records are one
 //! stretch of the WAL, copied in the kernel with one copy_file_range
 //! (materialize.zig). Their hash, seeded with the seq, is in the slot.
+//!
+//! Beside them: `ack` (the replicator's position; its existence tells
+//! capture a replicator reads this spool, spool_limit.zig), `sealed` (what
+//! may follow the newest record, seal.zig) and `pages.lock`. All take the
+//! database file's permissions (sidefolder.zig).
 const std = @import("std");
 const walfmt = @import("walfmt.zig");
 const walread = @import("walread.zig");
