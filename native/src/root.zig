@@ -282,4 +282,5 @@ export fn bottomless_wal_checksum(data: ?[*]const u8, len: usize, chain: ?*walfm
 test {
     _ = walfmt;
     _ = spool;
+    _ = @import("seal.zig");
 }
