@@ -69,7 +69,8 @@ pub const WalCapture = struct {
 
     /// The WAL's content was secured again: the episode is over.
     fn recovered(self: *WalCapture) void {
-        if (!self.failing) return;
+        // Also when this handle never failed: another one (or the check
+        // before a delete) may have started the episode.
         self.failing = false;
         if (problems.end(std.mem.span(spool.Paths.z(&self.writer.paths.db)))) log.warn("{s}: capture works again", .{spool.Paths.z(&self.writer.paths.db)});
     }
