@@ -50,8 +50,9 @@ def test_cli_refuses_a_file_that_is_not_sqlite(
     path.write_bytes(NOT_SQLITE)
     proc = run_cli(cli_env, "-d", str(path), command, check=False, timeout=60)
     assert proc.returncode != 0, proc.stdout
-    assert "not a database" in proc.stderr, proc.stderr
+    assert "is not a SQLite database" in proc.stderr, proc.stderr
     assert path.read_bytes() == NOT_SQLITE
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notsqlite.db"]  # no side folder
     assert generation_objects(store, "notsqlite.db") == {}
     no_traceback(proc)
 

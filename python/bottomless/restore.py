@@ -383,7 +383,15 @@ def _check_target_dir(target: Path) -> None:
     if not folder.is_dir():
         raise RestoreError(f"cannot restore into {target}: the directory {folder} does not exist")
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise RestoreError(f"cannot restore into {target}: the directory {folder} is not writable by this user")
+        why = "is on a read-only file system" if _read_only_fs(folder) else "is not writable (permission denied)"
+        raise RestoreError(f"cannot restore into {target}: the directory {folder} {why}")
+
+
+def _read_only_fs(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def _file_mode(target: Path) -> int:

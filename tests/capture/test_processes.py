@@ -89,9 +89,14 @@ def test_sigkill_never_loses_or_invents_a_transaction(tmp_path: Path) -> None:
     recovered = 0
     for it in range(KILL_ITERATIONS):
         proc = _writer(db, f"k{it}", 10_000, it)
-        time.sleep(rng.uniform(0.05, 0.6))
+        # Kill at a random moment after the writer is under way (its start-up
+        # time depends on the machine's load, the moment must not).
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        time.sleep(rng.uniform(0.0, 0.5))
         proc.send_signal(signal.SIGKILL)
-        out, _ = proc.communicate(timeout=60)
+        rest, _ = proc.communicate(timeout=60)
+        out = first + rest
         for line in out.splitlines():
             _, tag, i = line.split()
             reported.add((tag, int(i)))
