@@ -19,7 +19,7 @@ import click
 
 from bottomless import catalog
 from bottomless.config import Config
-from bottomless.connect import connect
+from bottomless.connection import connect
 from bottomless.embedded import EmbeddedServerMissing, embedded_s3
 from bottomless.s3 import S3Store
 

@@ -5,15 +5,18 @@ from __future__ import annotations
 import os
 import uuid
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import click
 
-from bottomless import catalog, layout
+from bottomless import layout
 from bottomless.config import Config
 from bottomless.errors import LayoutError
 from bottomless.generation import parse_generation
-from bottomless.s3 import S3Store
 from bottomless.snapshot_check import SQLITE_MAGIC
+
+if TYPE_CHECKING:
+    from bottomless.s3 import S3Store
 
 
 @dataclass
@@ -47,6 +50,10 @@ class CliState:
         return self._config
 
     def store(self) -> S3Store:
+        # Imported here: boto3 is slow to import, and on-open checks the
+        # settings and the file before anything talks to S3.
+        from bottomless.s3 import S3Store
+
         if self._store is None:
             config = self.config()
             self._store = S3Store(config.endpoint, config.bucket)
@@ -68,7 +75,9 @@ class CliState:
                 return layout.db_name_for_path(self.database)
             except LayoutError as exc:
                 raise click.BadParameter(str(exc), param_hint="'-d' / '--database'") from None
-        names = catalog.list_databases(self.store())
+        from bottomless.catalog import list_databases
+
+        names = list_databases(self.store())
         if len(names) == 1:
             return names[0]
         if not names:

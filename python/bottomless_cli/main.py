@@ -1,34 +1,52 @@
 """The ``bottomless-cli`` entry point: global options and command registry.
 
-Commands live in ``bottomless_cli.commands``, one module each; add one by
-importing it here and calling ``cli.add_command``.
+Commands live in ``bottomless_cli.commands``, one module each; add one to
+COMMANDS. They are imported when run (click's lazy loading of
+subcommands): the extension runs ``on-open`` each time a shell opens a
+database, and must not wait for boto3 to import before the checks.
 """
 
 from __future__ import annotations
 
 import errno
+from importlib import import_module
 from typing import Any
 
 import click
 
 from bottomless.errors import BottomlessError
 from bottomless_cli import logsetup
-from bottomless_cli.commands.ls import ls
-from bottomless_cli.commands.replicate import (
-    on_open_cmd,
-    replicate_cmd,
-    restore_missing_cmd,
-    snapshot_cmd,
-    sync_cmd,
-)
-from bottomless_cli.commands.restore import restore_cmd
-from bottomless_cli.commands.rm import rm
-from bottomless_cli.commands.verify import verify_cmd
 from bottomless_cli.context import CliState
+
+# command name -> "module:attribute"
+COMMANDS = {
+    "ls": "bottomless_cli.commands.ls:ls",
+    "restore": "bottomless_cli.commands.restore:restore_cmd",
+    "rm": "bottomless_cli.commands.rm:rm",
+    "verify": "bottomless_cli.commands.verify:verify_cmd",
+    "replicate": "bottomless_cli.commands.replicate:replicate_cmd",
+    "sync": "bottomless_cli.commands.replicate:sync_cmd",
+    "snapshot": "bottomless_cli.commands.replicate:snapshot_cmd",
+    "restore-missing": "bottomless_cli.commands.replicate:restore_missing_cmd",
+    "on-open": "bottomless_cli.commands.on_open:on_open_cmd",
+}
 
 
 class BottomlessGroup(click.Group):
-    """Turns library errors into one clear line (and exit status 1)."""
+    """Loads COMMANDS on use, and turns library errors into one clear line
+    (and exit status 1)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, _, attribute = target.partition(":")
+        command = getattr(import_module(module), attribute)
+        assert isinstance(command, click.Command) and command.name == cmd_name, target
+        return command
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -42,7 +60,9 @@ class BottomlessGroup(click.Group):
 @click.group(cls=BottomlessGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-e", "--endpoint", help="S3 endpoint [LIBSQL_BOTTOMLESS_ENDPOINT].")
 @click.option("-b", "--bucket", help="Bucket [LIBSQL_BOTTOMLESS_BUCKET].")
-@click.option("-d", "--database", help="Database name [LIBSQL_BOTTOMLESS_DATABASE_ID].")
+@click.option(
+    "-d", "--database", help="Database file (a path), or its name in the bucket [LIBSQL_BOTTOMLESS_DATABASE_ID]."
+)
 @click.version_option(package_name="bottomless", prog_name="bottomless-cli")
 @click.pass_context
 def cli(ctx: click.Context, endpoint: str | None, bucket: str | None, database: str | None) -> None:
@@ -67,16 +87,3 @@ def describe_os_error(exc: OSError) -> str:
     }.get(exc.errno or 0)
     return f"{what}{where}" + (f"; {hint}" if hint else "")
 
-
-for command in (
-    ls,
-    restore_cmd,
-    rm,
-    verify_cmd,
-    replicate_cmd,
-    sync_cmd,
-    snapshot_cmd,
-    restore_missing_cmd,
-    on_open_cmd,
-):
-    cli.add_command(command)
