@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,8 +35,9 @@ from conftest import dump, integrity, run_cli
 
 DB = "app.db"
 NOBODY = "nobody"
-# The files capture itself writes (the replicator's own files are Python's).
+# The files capture writes, and the replicator's own.
 CAPTURE_FILES = ("spool", "pages", "pages.lock", "sealed", "ack")
+REPLICATOR_FILES = ("replicator.json", "replicator.lock")
 
 
 def as_user(user: str | None) -> list[str]:
@@ -109,9 +111,20 @@ def generations(store: S3Store, db: Path) -> int:
     return len(catalog.list_generations(store, db.name))
 
 
+def cli_as(user: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*as_user(user), sys.executable, "-m", "bottomless_cli", *args],
+        env={**env, "HOME": "/tmp"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd="/tmp",
+    )
+
+
 def owners(folder: Path) -> dict[str, tuple[int, int, int]]:
     out = {}
-    for name in (".", *CAPTURE_FILES):
+    for name in (".", *CAPTURE_FILES, *REPLICATOR_FILES):
         p = folder / name
         if p.exists():
             st = p.stat()
@@ -141,10 +154,12 @@ def test_root_writes_a_database_a_second_user_created(shared_dir: Path, cli_env:
     ok(sqlite3_cli(db, "PRAGMA wal_autocheckpoint=20;\n" + many_commits("root", 60), cli_env))
     folder = Path(spool_dir(str(db)))
     found = owners(folder)
-    assert {"pages", "sealed", "pages.lock"} <= found.keys(), f"root's restarts created no files: {found}"
+    assert {"pages", "sealed", "pages.lock", *REPLICATOR_FILES} <= found.keys(), f"files missing: {found}"
     assert all((uid, gid) == nobody for uid, gid, _ in found.values()), f"files root created are root's: {found}"
-    # And nobody goes on writing through files root created.
+    # And nobody goes on writing, and replicating, through files root created.
     ok(sqlite3_cli(db, "PRAGMA wal_autocheckpoint=20;\n" + many_commits("nobody-again", 60), cli_env, user=NOBODY))
+    synced = cli_as(NOBODY, cli_env, "-d", str(db), "sync")
+    assert synced.returncode == 0, f"nobody's sync failed:\n{synced.stdout}\n{synced.stderr}"
     s = stats(db)
     assert s.gaps == 0 and s.last_seq == 2 + 60 + 60, f"not every commit was captured: {s}"
     restored_equals_live(cli_env, db, shared_dir / "restored.db")
