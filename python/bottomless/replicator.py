@@ -45,6 +45,7 @@ from bottomless.lock import ReplicatorLock, is_locked
 from bottomless.merging import MergeRun
 from bottomless.restore_on_open import forget_restore, restored_from
 from bottomless.s3 import PreconditionFailed, S3Store
+from bottomless.side_files import adopt
 from bottomless.snapshot import DatabaseBusy, ensure_wal, reconcile_spool, take_snapshot
 from bottomless.spool import Record, Spool, spool_dir
 from bottomless.state import ReplicatorState, load_state, save_state
@@ -456,6 +457,7 @@ class Replicator:
         tmp = path + ".tmp"
         with open(tmp, "w") as f:
             json.dump({"generation": generation, "key_id": self._key_id()}, f)
+        adopt(tmp, self.spool_dir)
         os.replace(tmp, path)
 
     def _check_requests(self) -> None:
