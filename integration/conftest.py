@@ -1,6 +1,8 @@
 """End-to-end fixtures: a real S3 HTTP server (BOTTOMLESS_TEST_ENDPOINT, else
-MinIO through testcontainers when Docker answers, else embedded moto), a fresh
-bucket per test, the native core, and helpers to run the CLI and the shells."""
+the one BOTTOMLESS_TEST_SERVER names: ``moto``, ``s3rver`` or ``minio``; by
+default MinIO through testcontainers when Docker answers, else embedded moto),
+a fresh bucket per test, what that server honours, the native core, and
+helpers to run the CLI and the shells."""
 
 from __future__ import annotations
 
@@ -17,9 +19,15 @@ from typing import Any
 
 import pytest
 
+import bottomless
+import s3rver
+from bottomless import server_features
 from bottomless._native import Native, load
+from bottomless.config import Config
 from bottomless.embedded import DEMO_CREDENTIALS, embedded_s3
+from bottomless.errors import UnsupportedServer
 from bottomless.s3 import S3Store
+from bottomless.server_features import ServerFeatures
 
 NATIVE_FUNCTIONS = (
     "bottomless_wal_checksum",
@@ -60,25 +68,39 @@ def _minio() -> Iterator[str] | None:
     return run()
 
 
+SERVERS = ("moto", "s3rver", "minio")
+
+
 @pytest.fixture(scope="session")
 def s3_backend() -> Iterator[tuple[str, str]]:
     """(kind, endpoint) of the S3 server the suite talks to: an external one
     named by BOTTOMLESS_TEST_ENDPOINT (credentials from AWS_* variables), else
-    MinIO via testcontainers when Docker answers, else moto's server on a free
-    loopback port. The endpoint and credentials also go into os.environ so that
-    CLI subprocesses see them."""
+    the one BOTTOMLESS_TEST_SERVER names, else MinIO via testcontainers when
+    Docker answers, else moto's server on a free loopback port. The endpoint
+    and credentials also go into os.environ so that CLI subprocesses see them."""
     configured = os.environ.get("BOTTOMLESS_TEST_ENDPOINT")
     if configured:
         for name, value in DEMO_CREDENTIALS.items():
             os.environ.setdefault(name, value)
         yield "external", configured
         return
-    minio = _minio()
+    wanted = os.environ.get("BOTTOMLESS_TEST_SERVER", "")
+    if wanted and wanted not in SERVERS:
+        pytest.exit(f"BOTTOMLESS_TEST_SERVER={wanted!r} is not one of {', '.join(SERVERS)}", returncode=4)
+    if wanted == "s3rver":
+        os.environ["AWS_ACCESS_KEY_ID"] = s3rver.ACCESS_KEY
+        os.environ["AWS_SECRET_ACCESS_KEY"] = s3rver.SECRET_KEY
+        with s3rver.running() as endpoint:
+            yield "s3rver", endpoint
+        return
+    minio = _minio() if wanted in ("", "minio") else None
     if minio is not None:
         yield "minio", next(minio)
         for _ in minio:  # runs the container's exit
             pass
         return
+    if wanted == "minio":
+        pytest.exit("BOTTOMLESS_TEST_SERVER=minio but no Docker engine answers", returncode=4)
     for name, value in DEMO_CREDENTIALS.items():
         os.environ.setdefault(name, value)
     with embedded_s3() as endpoint:
@@ -88,6 +110,19 @@ def s3_backend() -> Iterator[tuple[str, str]]:
 @pytest.fixture(scope="session")
 def s3_endpoint(s3_backend: tuple[str, str]) -> str:
     return s3_backend[1]
+
+
+@pytest.fixture(scope="session")
+def server(s3_endpoint: str) -> ServerFeatures:
+    """What the suite's server honours, probed once (in a bucket of its own)."""
+    probe_store = S3Store(s3_endpoint, f"probe-{uuid.uuid4().hex[:12]}")
+    probe_store.ensure_bucket()
+    return server_features.probe(probe_store, "suite")
+
+
+def conditional_writes(server: ServerFeatures) -> bool:
+    """Whether the server keeps objects write-once and the lease fenced."""
+    return server.honours("conditional_create") and server.honours("conditional_replace")
 
 
 @pytest.fixture
@@ -120,9 +155,12 @@ def native() -> Native:
 
 
 @pytest.fixture
-def cli_env(s3_endpoint: str, bucket_name: str, store: S3Store) -> dict[str, str]:
+def cli_env(s3_endpoint: str, bucket_name: str, store: S3Store, server: ServerFeatures) -> dict[str, str]:
     """Environment for CLI and shell subprocesses: this test's bucket, no
-    autostart (shells are shipped by an explicit ``sync``), quiet logs."""
+    autostart (shells are shipped by an explicit ``sync``), quiet logs. On a
+    server that does not honour conditional writes, the setting that accepts
+    that risk (without it the replicator refuses to start: ``fencing_env``
+    is for the tests that check that)."""
     env = dict(os.environ)
     for name in [n for n in env if n.startswith("LIBSQL_BOTTOMLESS_")]:
         del env[name]
@@ -134,6 +172,38 @@ def cli_env(s3_endpoint: str, bucket_name: str, store: S3Store) -> dict[str, str
         RUST_LOG="",
         BOTTOMLESS_LOG="",
     )
+    if not conditional_writes(server):
+        env["LIBSQL_BOTTOMLESS_CONDITIONAL_WRITES"] = "off"
+    return env
+
+
+def refused_without_conditional_writes(server: ServerFeatures, env: dict[str, str], tmp_path: Path) -> bool:
+    """For tests of what conditional writes guarantee: on a server without
+    them, check that a replicator asked for those guarantees (``env`` from
+    ``fencing_env``) refuses to start, saying what the server does and which
+    setting accepts the risk, and return True (the guarantee itself cannot
+    be tested there); False on a server that honours them."""
+    if conditional_writes(server):
+        return False
+    db = tmp_path / "refused.db"
+    conn = bottomless.connect(str(db), config=Config.from_env(env), isolation_level=None)
+    try:
+        conn.execute("CREATE TABLE t(x)")
+        conn.execute("INSERT INTO t VALUES (1)")
+        with pytest.raises(UnsupportedServer, match=r"(ignores|refuses).*LIBSQL_BOTTOMLESS_CONDITIONAL_WRITES=off"):
+            conn.flush(timeout=60)
+    finally:
+        conn.close()
+    return True
+
+
+@pytest.fixture
+def fencing_env(cli_env: dict[str, str]) -> dict[str, str]:
+    """``cli_env`` asking for write-once objects and the lease whatever the
+    server honours: tests of fencing use it, and on a server that lacks
+    conditional writes assert the refusal to start instead."""
+    env = dict(cli_env)
+    env.pop("LIBSQL_BOTTOMLESS_CONDITIONAL_WRITES", None)
     return env
 
 

@@ -11,7 +11,19 @@ S3 endpoint and, at configurable rates, instead:
 - during an outage (``outage = True``) closes every connection at once
   without an answer, as an unreachable server would.
 
-Rates and the outage switch may be changed while the proxy runs.
+And, every time, it can play an S3-compatible server that lacks a feature:
+
+- ``conditional``: what a PUT carrying ``If-None-Match``/``If-Match`` (those
+  named in ``conditional_headers``) gets: ``"pass"`` (forwarded), ``"ignore"``
+  (the headers are stripped and the PUT forwarded: the server overwrites and
+  accepts stale ETags), ``"501"`` (NotImplemented) or ``"400"``
+  (InvalidRequest), answered without forwarding. Stripping a signed header
+  works against moto, which does not check signatures.
+- ``multi_delete``: ``"pass"``, ``"501"`` (DeleteObjects NotImplemented), or
+  ``"md5"`` (400 MissingContentMD5 unless the request carries Content-MD5).
+- ``ranged_get``: ``"pass"`` or ``"ignore"`` (Range stripped: the whole object).
+
+Rates, modes and the outage switch may be changed while the proxy runs.
 """
 
 from __future__ import annotations
@@ -29,10 +41,21 @@ from types import TracebackType
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te", "upgrade", "trailer"}
 
-SLOW_DOWN = (
-    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
-    b"<Message>Please reduce your request rate (injected by faultproxy).</Message></Error>"
-)
+
+
+def error_document(code: str, message: str) -> bytes:
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
+        f"<Message>{message} (injected by faultproxy).</Message></Error>"
+    ).encode()
+
+
+SLOW_DOWN = error_document("SlowDown", "Please reduce your request rate")
+_REFUSALS = {
+    "501": (501, "NotImplemented", "A header you provided implies functionality that is not implemented"),
+    "400": (400, "InvalidRequest", "Conditional headers are not supported"),
+    "md5": (400, "MissingContentMD5", "Missing required header for this request: Content-MD5"),
+}
 
 
 @dataclass
@@ -44,6 +67,10 @@ class Faults:
     outage: bool = False
     # Drop the first GET of every object key mid-body (then serve it normally).
     drop_first_gets: bool = False
+    conditional: str = "pass"
+    conditional_headers: tuple[str, ...] = ("if-none-match", "if-match")
+    multi_delete: str = "pass"
+    ranged_get: str = "pass"
     seed: int | None = None
     rng: random.Random = field(init=False, repr=False)
 
@@ -134,9 +161,43 @@ class FaultProxy:
                 except OSError:
                     pass
 
+            def _answer(self, status: int, document: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/xml")
+                self.send_header("Content-Length", str(len(document)))
+                self.end_headers()
+                self.wfile.write(document)
+
+            def _feature_refusal(self) -> str | None:
+                """Play a server without a feature: strip the headers it
+                would ignore; the mode key of a refusal, or None."""
+                faults = proxy.faults
+                if self.command == "PUT" and faults.conditional != "pass":
+                    present = [h for h in faults.conditional_headers if h in self.headers]
+                    if present and faults.conditional == "ignore":
+                        for name in present:
+                            del self.headers[name]
+                        proxy.count("conditional-ignored")
+                    elif present:
+                        return faults.conditional
+                query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query, keep_blank_values=True)
+                if self.command == "POST" and "delete" in query and faults.multi_delete != "pass":
+                    if faults.multi_delete == "501" or "Content-MD5" not in self.headers:
+                        return faults.multi_delete
+                if self.command == "GET" and faults.ranged_get == "ignore" and "Range" in self.headers:
+                    del self.headers["Range"]
+                    proxy.count("range-ignored")
+                return None
+
             def _handle(self) -> None:
                 kind = proxy.faults.pick()
                 body = self._body()
+                refusal = self._feature_refusal() if kind != "refused" else None
+                if refusal is not None:
+                    status, code, message = _REFUSALS[refusal]
+                    proxy.count(f"refused-{refusal}")
+                    self._answer(status, error_document(code, message))
+                    return
                 if kind == "ok" and proxy.faults.drop_first_gets and self.command == "GET" and "?" not in self.path:
                     with proxy._lock:
                         if self.path not in proxy._gets_seen:
@@ -147,11 +208,7 @@ class FaultProxy:
                     self._abort()
                     return
                 if kind == "error":
-                    self.send_response(503)
-                    self.send_header("Content-Type", "application/xml")
-                    self.send_header("Content-Length", str(len(SLOW_DOWN)))
-                    self.end_headers()
-                    self.wfile.write(SLOW_DOWN)
+                    self._answer(503, SLOW_DOWN)
                     return
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
                 if self.headers.get("Transfer-Encoding", "").lower() == "chunked":

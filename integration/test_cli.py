@@ -21,6 +21,9 @@ from bottomless.generation import format_created_at
 from bottomless.s3 import S3Store
 from bottomless_cli.main import cli
 
+# Depends on how the S3 server behaves: `.ci/s3rver -m s3_server` runs these against s3rver.
+pytestmark = pytest.mark.s3_server
+
 DB = "cli.db"
 
 

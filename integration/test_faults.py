@@ -15,6 +15,9 @@ from bottomless.s3 import S3Store
 from conftest import integrity, read_rows, remove_local, run_cli
 from faultproxy import FaultProxy, Faults
 
+# Depends on how the S3 server behaves: `.ci/s3rver -m s3_server` runs these against s3rver.
+pytestmark = pytest.mark.s3_server
+
 DB = "faulty.db"
 
 

@@ -19,6 +19,9 @@ from bottomless.frames import Meta
 from bottomless.restore import restore
 from bottomless.s3 import S3Store
 
+# Depends on how the S3 server behaves: `.ci/s3rver -m s3_server` runs these against s3rver.
+pytestmark = pytest.mark.s3_server
+
 DB = "app.db"
 
 

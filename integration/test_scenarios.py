@@ -15,10 +15,15 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 import bottomless
 from bottomless.config import Config
 from bottomless.s3 import S3Store
 from conftest import generation_objects, integrity, read_rows, remove_local, run_cli
+
+# Depends on how the S3 server behaves: `.ci/s3rver -m s3_server` runs these against s3rver.
+pytestmark = pytest.mark.s3_server
 
 DB = "app.db"
 

@@ -66,6 +66,11 @@ class Config:
     # lease). The holder renews it when less than half is left: at most one
     # PUT per lease_secs/2 while shipping, and the same while idle.
     lease_secs: float = 300.0
+    # Conditional writes (If-None-Match for write-once objects, If-Match for
+    # the lease). Off: neither header is sent and there is no lease, for S3
+    # servers that do not honour them (the replicator refuses to start on
+    # such a server unless this is off; see server_features.py).
+    conditional_writes: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
@@ -171,7 +176,7 @@ def _parse(name: str, raw: str, var: str) -> Any:
             return int(raw)
         if name in ("shutdown_timeout_secs", "lease_secs"):
             return float(raw)
-        if name in ("verify_crc", "autostart", "allow_http"):
+        if name in ("verify_crc", "autostart", "allow_http", "conditional_writes"):
             return parse_bool(raw)
     except ValueError:
         raise ConfigError(f"{var}: {raw!r} is not a valid value") from None

@@ -25,11 +25,26 @@ class CompressionError(BottomlessError):
 
 
 class S3Error(BottomlessError):
-    """The S3 service refused or failed a request."""
+    """The S3 service refused or failed a request.
+
+    ``transient`` says whether waiting and sending the request again can
+    help (5xx, throttling, timeouts, dropped connections); it is set once,
+    where botocore's answer is translated (``s3.py``), and nowhere else.
+    ``operation`` is the S3 operation (``PutObject``) and ``code`` the
+    error code the server sent, when there was one."""
+
+    def __init__(self, message: str, *, operation: str = "", code: str = "", transient: bool = False) -> None:
+        super().__init__(message)
+        self.operation = operation
+        self.code = code
+        self.transient = transient
 
 
 class EndpointUnreachable(S3Error):
-    """No connection could be made to the S3 endpoint."""
+    """No connection could be made to the S3 endpoint (transient)."""
+
+    def __init__(self, message: str, *, operation: str = "") -> None:
+        super().__init__(message, operation=operation, transient=True)
 
 
 class BadCredentials(S3Error):
@@ -44,8 +59,12 @@ class NoSuchObject(S3Error):
     """An object that must exist is missing."""
 
     def __init__(self, key: str, message: str | None = None) -> None:
-        super().__init__(message or f"object {key!r} does not exist")
+        super().__init__(message or f"object {key!r} does not exist", code="NoSuchKey")
         self.key = key
+
+
+class UnsupportedServer(S3Error):
+    """The S3 server does not honour a guarantee the configuration needs."""
 
 
 class RestoreError(BottomlessError):

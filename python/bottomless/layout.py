@@ -8,6 +8,7 @@
     <db-name>-<generation>/.changecounter                             db header bytes 24..27
     <db-name>-<generation>/.dep                                       parent generation (16 bytes)
     <db-name>.lease                                                   single-writer lease (JSON, this project's)
+    <db-name>.probe-<token>                                           scratch object of a server probe (deleted)
 """
 
 from __future__ import annotations
@@ -48,6 +49,12 @@ def lease_key(db_name: str) -> str:
     """The single-writer lease of ``db_name`` (outside every generation
     folder, so a bottomless reader never sees it)."""
     return f"{validate_db_name(db_name)}.lease"
+
+
+def probe_key(db_name: str, token: str) -> str:
+    """Scratch object of a server-feature probe (outside every generation
+    folder like the lease; deleted when the probe ends)."""
+    return f"{validate_db_name(db_name)}.probe-{token}"
 
 
 def db_name_for_path(path: str) -> str:

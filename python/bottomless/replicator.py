@@ -31,12 +31,12 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from bottomless import catalog, layout
+from bottomless import catalog, layout, server_features
 from bottomless._native import CORRUPT
 from bottomless.compression import compress
 from bottomless.config import Config
 from bottomless.crypto import Cipher, encryption_metadata
-from bottomless.errors import BadCredentials, BottomlessError, EndpointUnreachable, NativeError, S3Error
+from bottomless.errors import BadCredentials, BottomlessError, NativeError, S3Error
 from bottomless.frames import Chain, Meta
 from bottomless.generation import new_generation
 from bottomless.health import ProblemReporter, alive, describe_stall
@@ -86,9 +86,12 @@ class Replicator:
         self.spool_dir = spool_dir(self.db_path)
         self.store = store or S3Store(self.config.endpoint, self.config.bucket)
         self.cipher: Cipher | None = self.config.cipher()
+        # Both rest on conditional writes: without them (the setting that
+        # accepts the risk on servers that ignore them) there is no lease.
+        self.write_once = self.config.conditional_writes
         self.lease: Lease | None = (
             Lease(self.store, self.db_name, self.db_path, self.config.lease_secs)
-            if self.config.lease_secs > 0
+            if self.config.lease_secs > 0 and self.write_once
             else None
         )
         self.lock = ReplicatorLock(self.spool_dir)
@@ -183,14 +186,14 @@ class Replicator:
                     self._fail(exc)
                     return
                 except S3Error as exc:
-                    if not _transient(exc):
+                    if not exc.transient:
                         self._fail(exc)
                         return
                     backoff = _next_backoff(backoff)
                     failing_since = failing_since or time.monotonic()
-                    self._health.report(f"cannot reach S3 to start replicating: {exc}")
+                    self._health.report(f"cannot start replicating yet: {exc}")
                     log.warning(
-                        "cannot reach S3 to start replicating %s (%s); retrying in %.1fs", self.db_name, exc, backoff
+                        "cannot start replicating %s yet (%s); retrying in %.1fs", self.db_name, exc, backoff
                     )
                     self.lock.release()
                     self._stop.wait(backoff)
@@ -229,6 +232,9 @@ class Replicator:
                     self._fail(exc)
                     return
                 except S3Error as exc:
+                    if not exc.transient:
+                        self._fail(exc)
+                        return
                     backoff = _next_backoff(backoff)
                     self._health.report(f"shipping failed: {exc}")
                     log.warning(
@@ -285,6 +291,10 @@ class Replicator:
                 log.error("replication of %s stopped: %s", self.db_path, exc)
                 return
             except S3Error as exc:
+                if not exc.transient:
+                    self.error = exc
+                    log.error("replication of %s stopped: %s", self.db_path, exc)
+                    return
                 log.warning("could not ship %s at shutdown (%s); the spool keeps it for next time", self.db_name, exc)
                 time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
 
@@ -292,6 +302,7 @@ class Replicator:
     def prepare(self) -> None:
         """Decide where shipping continues: the recorded generation, or a new one."""
         self.store.ensure_bucket()
+        self._check_server()
         self._guard()
         ensure_wal(self.db_path)
         reconcile_spool(self.db_path, self.spool)
@@ -346,6 +357,7 @@ class Replicator:
         """Before an explicit new generation: keep shipping into the recorded
         generation only while it is still the bucket's newest."""
         self.store.ensure_bucket()
+        self._check_server()
         self._guard()
         ensure_wal(self.db_path)
         state = load_state(self.spool_dir)
@@ -386,7 +398,11 @@ class Replicator:
             codec = self.config.compression
             try:
                 size = upload_file(
-                    self.store, layout.snapshot_key(self.db_name, generation, codec), snap.path, codec, self.cipher
+                    self.store, layout.snapshot_key(self.db_name, generation, codec),
+                    snap.path,
+                    codec,
+                    self.cipher,
+                    self.write_once,
                 )
                 if parent is not None:
                     self._put_once(layout.dep_key(self.db_name, generation), layout.encode_dep(parent))
@@ -430,13 +446,21 @@ class Replicator:
         return state
 
     # ---- single writer, encryption ------------------------------------------------
+    def _check_server(self) -> None:
+        """Once per endpoint and bucket (remembered beside the spool): does
+        the server honour what this configuration relies on?"""
+        os.makedirs(self.spool_dir, exist_ok=True)
+        server_features.check(
+            self.store, self.spool_dir, self.db_name, self.write_once, lease=self.lease is not None
+        )
+
     def _guard(self) -> None:
         """Before writing to S3: hold the lease (FencedError when another writer does)."""
         if self.lease is not None:
             self.lease.ensure()
 
     def _put_once(self, key: str, body: bytes, metadata: dict[str, str] | None = None) -> None:
-        self.store.put(key, body, metadata=metadata, if_none_match=True)
+        self.store.put(key, body, metadata=metadata, if_none_match=self.write_once)
 
     def _key_id(self) -> str | None:
         return self.cipher.key_id if self.cipher is not None else None
@@ -720,14 +744,6 @@ def wait_durable(
                     + describe_stall(folder, is_locked(folder))
                 )
             time.sleep(0.02)
-
-
-def _transient(exc: S3Error) -> bool:
-    """Whether waiting can fix it: the endpoint down, throttling, 5xx."""
-    if isinstance(exc, EndpointUnreachable):
-        return True
-    text = str(exc)
-    return not any(code in text for code in ("InvalidBucketName", "AccessDenied", "NoSuchBucket", "InvalidAccessKeyId"))
 
 
 def _chain_tuple(chain: Chain) -> tuple[int, int, int, int]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
 import logging
 import os
@@ -31,8 +33,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 REQUEST_KINDS = ("PUT", "GET", "LIST", "DELETE", "HEAD")
-# A conditional write lost: the object exists (If-None-Match) or changed (If-Match).
-_PRECONDITION_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
+# A conditional write lost: the object exists (If-None-Match) or changed
+# (If-Match); 409 ConditionalRequestConflict is a concurrent conditional
+# write (the caller looks at the object again, which is what AWS advises).
+_PRECONDITION_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
+_PRECONDITION_STATUS = {412}
 # Files up to this size are uploaded with one conditional PUT (streamed from
 # the file); larger ones with boto3's multipart transfer, unconditionally.
 SINGLE_PUT_LIMIT = 64 * 1024 * 1024
@@ -43,21 +48,37 @@ _CREDENTIAL_CODES = {
     "InvalidToken",
     "ExpiredToken",
     "TokenRefreshRequired",
+    "AllAccessDisabled",
     "403",
     "Forbidden",
 }
-_RETRY_CODES = {
+# Codes that waiting can fix, whatever their HTTP status.
+_TRANSIENT_CODES = {
     "SlowDown",
     "Throttling",
     "ThrottlingException",
+    "RequestThrottled",
+    "RequestLimitExceeded",
+    "TooManyRequests",
+    "TooManyRequestsException",
     "RequestTimeout",
-    "RequestTimeTooSkewed",
     "InternalError",
     "ServiceUnavailable",
-    "500",
-    "502",
-    "503",
-    "504",
+    "OperationAborted",
+}
+_TRANSIENT_STATUS = {408, 429}
+# What to do about the permanent errors S3-compatible servers are known to send.
+_ADVICE = {
+    "NotImplemented": "this server does not implement the request; SECURITY.md ('S3-compatible servers') "
+    "says which setting does without it",
+    "InvalidRequest": "this server rejects the request as sent; SECURITY.md ('S3-compatible servers') "
+    "says which setting does without it",
+    "MissingContentMD5": "this server wants Content-MD5 on this request; please report it with the "
+    "server's name and version",
+    "InvalidBucketName": "choose a valid bucket name (3-63 lowercase letters, digits, dots and hyphens) "
+    "with -b/--bucket or LIBSQL_BOTTOMLESS_BUCKET",
+    "RequestTimeTooSkewed": "this machine's clock differs too much from the server's; synchronise it (NTP)",
+    "EntityTooLarge": "the object is larger than this server accepts",
 }
 _CONNECTION_ERRORS = (
     botocore.exceptions.EndpointConnectionError,
@@ -66,6 +87,9 @@ _CONNECTION_ERRORS = (
     botocore.exceptions.ReadTimeoutError,
     # A body cut off mid-transfer: the request is safe to repeat.
     botocore.exceptions.ResponseStreamingError,
+    # The bases of the above: any dropped or refused connection.
+    botocore.exceptions.ConnectionError,
+    botocore.exceptions.HTTPClientError,
 )
 
 
@@ -86,7 +110,10 @@ class PreconditionFailed(S3Error):
     """A conditional PUT was refused: another writer wrote the object first."""
 
     def __init__(self, key: str, message: str | None = None) -> None:
-        super().__init__(message or f"object {key!r} was written by someone else (conditional write refused)")
+        super().__init__(
+            message or f"object {key!r} was written by someone else (conditional write refused)",
+            code="PreconditionFailed",
+        )
         self.key = key
 
 
@@ -167,20 +194,36 @@ class S3Store:
         self.client = client or make_client(endpoint)
         self.retry = retry or RetryPolicy()
         self.stats = RequestStats()
+        # False once the server refused a multi-object delete (or its probe said so).
+        self.multi_delete = True
         self.client.meta.events.register("before-send.s3", self._count)
+        self.client.meta.events.register("before-sign.s3.DeleteObjects", _add_content_md5)
 
     def _count(self, event_name: str = "", **_: Any) -> None:
         self.stats.add(request_kind(event_name.rsplit(".", 1)[-1]))
 
     # -- error handling -------------------------------------------------------
     def _call(self, what: str, fn: Callable[[], T], key: str | None = None) -> T:
+        """``fn()``, retried with backoff while its error is transient; every
+        failure leaves here as an S3Error whose ``transient`` says whether
+        trying again later can help."""
         attempt = 0
         while True:
             try:
                 return fn()
+            except botocore.exceptions.SSLError as exc:
+                # A ConnectionError to botocore, but waiting does not fix a certificate.
+                raise S3Error(
+                    f"TLS with {self.endpoint} failed for {what} ({exc}); if the server uses a private CA, "
+                    "point AWS_CA_BUNDLE at its certificate",
+                    code="SSLError",
+                ) from exc
             except _CONNECTION_ERRORS as exc:
-                error: Exception = exc
-                retryable = True
+                error: S3Error = EndpointUnreachable(
+                    f"cannot reach S3 endpoint {self.endpoint} for {what} ({exc}); is the server "
+                    "running? Set it with -e/--endpoint or LIBSQL_BOTTOMLESS_ENDPOINT"
+                )
+                cause: Exception = exc
             except (
                 botocore.exceptions.NoCredentialsError,
                 botocore.exceptions.PartialCredentialsError,
@@ -189,43 +232,69 @@ class S3Store:
                     f"no usable S3 credentials for {self.endpoint} ({exc}); set AWS_ACCESS_KEY_ID "
                     "and AWS_SECRET_ACCESS_KEY or configure ~/.aws/credentials"
                 ) from exc
+            except botocore.exceptions.ParamValidationError as exc:
+                # botocore checks parameters before sending; of ours, only the
+                # bucket name comes from the user.
+                raise S3Error(
+                    f"{what}: {exc}; check the bucket name {self.bucket!r}: "
+                    + _ADVICE["InvalidBucketName"],
+                    code="InvalidBucketName",
+                ) from exc
             except botocore.exceptions.ClientError as exc:
-                error = exc
-                code = _code(exc)
-                if code in _RETRY_CODES:
-                    retryable = True
-                else:
-                    raise self._translate(exc, what, key) from exc
+                error = self._translate(exc, what, key)
+                cause = exc
+            if not error.transient:
+                raise error from cause
             attempt += 1
-            if not retryable or attempt >= self.retry.attempts:
-                if isinstance(error, _CONNECTION_ERRORS):
-                    raise EndpointUnreachable(
-                        f"cannot reach S3 endpoint {self.endpoint} ({error}); is the server "
-                        "running? Set it with -e/--endpoint or LIBSQL_BOTTOMLESS_ENDPOINT"
-                    ) from error
-                raise S3Error(f"{what} failed after {attempt} attempts: {error}") from error
+            if attempt >= self.retry.attempts:
+                if isinstance(error, EndpointUnreachable):
+                    raise error from cause
+                raise S3Error(
+                    f"{error} (still failing after {attempt} attempts)",
+                    operation=error.operation,
+                    code=error.code,
+                    transient=True,
+                ) from cause
             pause = self.retry.delay(attempt)
             log.info("%s failed (%s), retry %d in %.2fs", what, error, attempt, pause)
             time.sleep(pause)
 
     def _translate(self, exc: botocore.exceptions.ClientError, what: str, key: str | None) -> S3Error:
+        """The one place an S3 error answer becomes an S3Error (and is judged
+        transient or not), by its code and HTTP status, never its message."""
         code = _code(exc)
-        if code == "NoSuchBucket" or (key is None and code in ("404", "NotFound")):
+        status = _status(exc)
+        operation = exc.operation_name or ""
+        message = str(exc.response.get("Error", {}).get("Message", "")) or str(exc)
+        if code == "NoSuchBucket" or (key is None and (code in ("404", "NotFound") or status == 404)):
             return NoSuchBucket(
                 f"bucket {self.bucket!r} does not exist at {self.endpoint}; create it "
                 f"(aws s3 mb s3://{self.bucket} --endpoint-url {self.endpoint}) or choose "
-                "another with -b/--bucket or LIBSQL_BOTTOMLESS_BUCKET"
+                "another with -b/--bucket or LIBSQL_BOTTOMLESS_BUCKET",
+                operation=operation,
+                code=code or "NoSuchBucket",
             )
-        if code in ("NoSuchKey", "404", "NotFound") and key is not None:
+        if key is not None and (code in ("NoSuchKey", "404", "NotFound") or (status == 404 and not code)):
             return NoSuchObject(key)
-        if code in _PRECONDITION_CODES and key is not None:
+        if key is not None and (code in _PRECONDITION_CODES or status in _PRECONDITION_STATUS):
             return PreconditionFailed(key)
         if code in _CREDENTIAL_CODES:
             return BadCredentials(
-                f"S3 at {self.endpoint} refused the credentials for bucket {self.bucket!r} "
-                f"({code}); check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or ~/.aws/credentials"
+                f"S3 {operation} ({what}) at {self.endpoint} was refused for bucket {self.bucket!r} "
+                f"({code}: {message}); check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or ~/.aws/credentials, "
+                "and that the bucket's policy allows this request",
+                operation=operation,
+                code=code,
             )
-        return S3Error(f"{what}: {exc}")
+        transient = is_transient(code, status)
+        shown = f"{code or 'error'} (HTTP {status})" if status else code or "error"
+        text = f"S3 {operation} ({what}) at {self.endpoint} failed: {shown}: {message}"
+        if not transient:
+            advice = _ADVICE.get(code) or (
+                _ADVICE["NotImplemented"] if status == 501 else "retrying cannot fix this; replication stops"
+            )
+            text = f"{text}; {advice}"
+        return S3Error(text, operation=operation, code=code or str(status), transient=transient)
 
     # -- bucket ---------------------------------------------------------------
     def check_bucket(self) -> None:
@@ -333,14 +402,37 @@ class S3Store:
 
     def get_large(self, key: str, transfer: Any = None) -> bytes:
         """The object's body through boto3's managed transfer: ranged GETs in
-        parallel once the object passes the transfer's multipart threshold."""
+        parallel once the object passes the transfer's multipart threshold.
+        A server that ignores Range would make that a longer, wrong body:
+        its length is checked against the object's."""
+        info = self.head(key)
+        if info is None:
+            raise NoSuchObject(key)
 
         def fetch() -> bytes:
             out = io.BytesIO()
             self.client.download_fileobj(self.bucket, key, out, Config=transfer)
             return out.getvalue()
 
-        return self._call(f"GET {key}", fetch, key)
+        body = self._call(f"GET {key}", fetch, key)
+        if len(body) != info.size:
+            raise S3Error(
+                f"S3 GetObject (GET {key}) at {self.endpoint} returned {len(body)} bytes in ranged parts of an "
+                f"object of {info.size}: the server ignores Range requests; please report the server's name",
+                operation="GetObject",
+                code="RangeIgnored",
+            )
+        return body
+
+    def get_range(self, key: str, first: int, last: int) -> bytes:
+        """Bytes ``first..last`` (inclusive) of the object, as the server sends them."""
+
+        def fetch() -> bytes:
+            response = self.client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes={first}-{last}")
+            body: bytes = response["Body"].read()
+            return body
+
+        return self._call(f"GET {key} bytes {first}-{last}", fetch, key)
 
     def get_with_etag(self, key: str) -> tuple[bytes, str] | None:
         """(body, ETag) of the object, or None when it is missing."""
@@ -400,27 +492,67 @@ class S3Store:
                 return
 
     def delete_many(self, keys: Iterable[str]) -> int:
-        """Delete ``keys`` (1000 per request); returns how many were deleted."""
+        """Delete ``keys``; returns how many were deleted.
+
+        Multi-object delete, 1000 keys a request, where the server takes it;
+        one DeleteObject per key where it refuses it (not implemented, or
+        rejecting the request as sent): deleting loses no guarantee that
+        way, it only costs more requests, so the fallback is logged once and
+        remembered for this store."""
         pending = list(keys)
         deleted = 0
         for start in range(0, len(pending), 1000):
             chunk = pending[start : start + 1000]
-            response = self._call(
-                f"DELETE {len(chunk)} objects",
-                lambda chunk=chunk: self.client.delete_objects(  # type: ignore[misc]
-                    Bucket=self.bucket,
-                    Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True},
-                ),
-            )
-            errors = response.get("Errors", [])
-            if errors:
-                first = errors[0]
-                raise S3Error(
-                    f"could not delete {len(errors)} objects, e.g. {first.get('Key')}: "
-                    f"{first.get('Code')} {first.get('Message')}"
-                )
-            deleted += len(chunk)
+            if self.multi_delete:
+                try:
+                    deleted += self.delete_batch(chunk)
+                    continue
+                except (BadCredentials, NoSuchBucket):
+                    raise
+                except S3Error as exc:
+                    if exc.transient:
+                        raise
+                    log.info("%s refuses multi-object delete (%s); deleting one object at a time", self.endpoint, exc)
+                    self.multi_delete = False
+            for key in chunk:
+                self.delete_one(key)
+                deleted += 1
         return deleted
+
+    def delete_one(self, key: str) -> None:
+        self._call(f"DELETE {key}", lambda: self.client.delete_object(Bucket=self.bucket, Key=key))
+
+    def delete_batch(self, chunk: list[str]) -> int:
+        """One DeleteObjects request (up to 1000 keys)."""
+        response = self._call(
+            f"DELETE {len(chunk)} objects",
+            lambda: self.client.delete_objects(
+                Bucket=self.bucket,
+                Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True},
+            ),
+        )
+        errors = response.get("Errors", [])
+        if errors:
+            first = errors[0]
+            raise S3Error(
+                f"could not delete {len(errors)} objects, e.g. {first.get('Key')}: "
+                f"{first.get('Code')} {first.get('Message')}",
+                operation="DeleteObjects",
+                code=str(first.get("Code", "")),
+                transient=is_transient(str(first.get("Code", "")), 0),
+            )
+        return len(chunk)
+
+
+def _add_content_md5(request: Any, **_: Any) -> None:
+    """DeleteObjects must carry a body checksum. botocore (1.36+) sends
+    x-amz-checksum-crc32, which AWS takes; many S3-compatible servers want
+    the Content-MD5 that S3 asked for before, so both go."""
+    body = request.body
+    if isinstance(body, str):
+        body = body.encode()
+    if isinstance(body, bytes) and "Content-MD5" not in request.headers:
+        request.headers["Content-MD5"] = base64.b64encode(hashlib.md5(body).digest()).decode()
 
 
 def _read(path: str) -> bytes:
@@ -428,5 +560,19 @@ def _read(path: str) -> bytes:
         return f.read()
 
 
+def is_transient(code: str, status: int) -> bool:
+    """Whether an S3 error answer can go away by itself: throttling, timeouts
+    and 5xx (but 501 NotImplemented, which is the server's last word)."""
+    if code == "NotImplemented" or status == 501:
+        return False
+    if code in _TRANSIENT_CODES or status in _TRANSIENT_STATUS:
+        return True
+    return status >= 500
+
+
 def _code(exc: botocore.exceptions.ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _status(exc: botocore.exceptions.ClientError) -> int:
+    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)

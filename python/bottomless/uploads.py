@@ -34,9 +34,12 @@ def compress_file(src: str, codec: str, dest_dir: str) -> str:
     return out
 
 
-def upload_file(store: S3Store, key: str, path: str, codec: str, cipher: Cipher | None = None) -> int:
+def upload_file(
+    store: S3Store, key: str, path: str, codec: str, cipher: Cipher | None = None, write_once: bool = True
+) -> int:
     """Upload ``path`` compressed with ``codec`` (and encrypted when
-    ``cipher`` is given) to ``key``, written once; returns its size in S3."""
+    ``cipher`` is given) to ``key``, written once (``If-None-Match``) unless
+    ``write_once`` is off; returns its size in S3."""
     folder = os.path.dirname(path)
     packed = compress_file(path, codec, folder)
     try:
@@ -45,7 +48,7 @@ def upload_file(store: S3Store, key: str, path: str, codec: str, cipher: Cipher 
             os.unlink(packed)
             packed = sealed
         size = os.path.getsize(packed)
-        store.put_file(key, packed, TRANSFER, metadata=encryption_metadata(cipher), if_none_match=True)
+        store.put_file(key, packed, TRANSFER, metadata=encryption_metadata(cipher), if_none_match=write_once)
         return size
     finally:
         os.unlink(packed)
