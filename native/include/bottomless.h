@@ -29,6 +29,8 @@
 #define BOTTOMLESS_MISUSE -5   /* bad argument */
 #define BOTTOMLESS_BUFFER -6   /* output buffer too small */
 
+#define BOTTOMLESS_GAP_BEFORE 1 /* bottomless_record.flags */
+
 /* Message of the last failure on the calling thread; never NULL. */
 const char *bottomless_last_error(void);
 /* Version of the native core, e.g. "0.1.0". */
@@ -60,7 +62,8 @@ typedef struct bottomless_record {
   uint32_t page_size;
   uint32_t db_size;     /* database size in pages after the commit */
   uint32_t n_pages;     /* pages in the record */
-  uint32_t reserved;
+  uint32_t flags;       /* BOTTOMLESS_GAP_BEFORE: commits before this one were
+                           not captured; a new generation must start here */
 } bottomless_record;
 
 /*
@@ -83,6 +86,10 @@ typedef struct bottomless_stats {
   uint64_t oldest_unix_ms; /* commit time of the oldest unacknowledged record, 0 if none */
   uint64_t last_seq;       /* newest record's seq, 0 if none */
   uint64_t acked_seq;      /* newest acknowledged seq, 0 if none */
+  uint64_t gaps;           /* unacknowledged records with BOTTOMLESS_GAP_BEFORE:
+                              history a replicator must restart with a snapshot */
+  uint64_t dropped_seq;    /* unshipped history through this seq was dropped at
+                              LIBSQL_BOTTOMLESS_SPOOL_MAX_BYTES (0: none pending) */
 } bottomless_stats;
 
 /* Writes "<db_path>-bottomless" (NUL-terminated) into out. */

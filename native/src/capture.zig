@@ -17,6 +17,8 @@ const std = @import("std");
 const walfmt = @import("walfmt.zig");
 const spool = @import("spool.zig");
 const materialize = @import("materialize.zig").materialize;
+const seal_mod = @import("seal.zig");
+const problems = @import("problems.zig");
 const Copier = @import("copier.zig").Copier;
 const status = @import("status.zig");
 const log = @import("log.zig");
@@ -41,6 +43,9 @@ pub const WalCapture = struct {
     /// SQLite keeps open, not a one-off check before deleting the WAL).
     copy_ahead: bool = false,
     copier: ?*Copier = null,
+    /// A capture step failed and was logged; the next failure is not (one
+    /// line per episode, not per commit), the next success says so.
+    failing: bool = false,
 
     pub fn init(db_path: []const u8) Error!WalCapture {
         return .{ .writer = try spool.Writer.init(std.heap.c_allocator, db_path) };
@@ -49,6 +54,25 @@ pub const WalCapture = struct {
     pub fn deinit(self: *WalCapture) void {
         if (self.copier) |cp| cp.destroy();
         self.writer.deinit();
+    }
+
+    /// Logs a capture failure (status.message() says what failed) once
+    /// per episode. SQLite's write goes ahead regardless.
+    pub fn problem(self: *WalCapture, comptime what: []const u8, args: anytype) void {
+        if (self.failing) return;
+        self.failing = true;
+        if (!problems.start(std.mem.span(spool.Paths.z(&self.writer.paths.db)))) return;
+        var buf: [512]u8 = undefined;
+        const text = std.fmt.bufPrint(&buf, what, args) catch what;
+        log.err("{s}: {s} ({s}); SQLite goes on: what the WAL still holds is captured later, anything lost is covered by a new generation from a snapshot", .{ spool.Paths.z(&self.writer.paths.db), text, std.mem.span(status.message()) });
+    }
+
+    /// The WAL's content was secured again: the episode is over.
+    fn recovered(self: *WalCapture) void {
+        // Also when this handle never failed: another one (or the check
+        // before a delete) may have started the episode.
+        self.failing = false;
+        if (problems.end(std.mem.span(spool.Paths.z(&self.writer.paths.db)))) log.warn("{s}: capture works again", .{spool.Paths.z(&self.writer.paths.db)});
     }
 
     /// A new write transaction starts (libSQL's xBeginWriteTransaction, or
@@ -79,17 +103,45 @@ pub const WalCapture = struct {
         return true;
     }
 
+    /// What SQLite does to the WAL after secureWal.
+    pub const Ending = union(enum) {
+        /// Writes a new header: the cycle with these salts begins.
+        header: ?struct { salt1: u32, salt2: u32 },
+        /// Truncates or deletes it.
+        emptied,
+    };
+
     /// Everything committed in the WAL reaches the spool, which is then made
-    /// durable: called before SQLite discards WAL content.
-    pub fn secureWal(self: *WalCapture) Error!void {
+    /// durable and sealed (seal.zig): called before SQLite discards WAL
+    /// content.
+    pub fn secureWal(self: *WalCapture, ending: Ending) Error!void {
+        const closing = try self.closingContent();
         const n = try self.writer.reconcile(null);
         if (n > 0) log.warn("recovered {d} committed transaction(s) from the WAL into the spool", .{n});
-        const copied = try materialize(&self.writer);
+        const outcome = try materialize(&self.writer);
+        const copied = outcome.copied;
         if (copied > 0) log.info("copied the pages of {d} unshipped transaction(s) out of the WAL before SQLite reuses it", .{copied});
         try self.writer.sync();
+        if (!outcome.dropped and seal_mod.proven(&self.writer.paths, self.writer.last, closing)) {
+            const newest: u64 = if (self.writer.last) |l| l.seq else 0;
+            switch (ending) {
+                .header => |h| if (h) |salts| try seal_mod.store(&self.writer.paths, .{ .kind = .next, .seq = newest, .salt1 = salts.salt1, .salt2 = salts.salt2 }),
+                .emptied => try seal_mod.store(&self.writer.paths, .{ .kind = .emptied, .seq = newest, .db = seal_mod.Identity.of(spool.Paths.z(&self.writer.paths.db)) }),
+            }
+        }
         // The replicator did not keep up with this cycle: copy the next one
         // in the background as it is written.
         if (copied > 0 and self.copy_ahead) self.startCopier();
+        self.recovered();
+    }
+
+    /// The WAL's current cycle, read before SQLite changes it.
+    fn closingContent(self: *WalCapture) Error!seal_mod.Closing {
+        const fd = (try self.writer.walFd()) orelse return .empty;
+        var hb: [walfmt.header_size]u8 = undefined;
+        if (try @import("fileio.zig").preadAll(fd, &hb, 0) != hb.len) return .empty;
+        const h = walfmt.WalHeader.parse(&hb) orelse return .empty;
+        return .{ .cycle = .{ .salt1 = h.salt1, .salt2 = h.salt2 } };
     }
 
     fn startCopier(self: *WalCapture) void {
@@ -101,31 +153,31 @@ pub const WalCapture = struct {
         self.copier = Copier.start(&self.writer.paths, self.writer.end);
     }
 
-    /// Called before SQLite's write reaches the WAL file. An error fails the
-    /// write (SQLite rolls the transaction back): used only when the spool
-    /// cannot take what the WAL is about to forget.
+    /// Called before SQLite's write reaches the WAL file. An error never
+    /// fails the write (the application always wins): the caller logs it,
+    /// and the seal lets the next working capture flag the gap.
     pub fn beforeWrite(self: *WalCapture, data: []const u8, offset: u64) Error!void {
         if (offset == 0) {
             // A new WAL header: restart (or first use). Capture the old
             // cycle's commits first; the new cycle's transaction starts at 1.
-            try self.secureWal();
-            if (data.len >= walfmt.header_size) {
-                if (walfmt.WalHeader.parse(data[0..walfmt.header_size])) |h| {
-                    self.page_size = h.page_size;
-                    self.salt1 = h.salt1;
-                    self.salt2 = h.salt2;
-                }
+            const new = if (data.len >= walfmt.header_size) walfmt.WalHeader.parse(data[0..walfmt.header_size]) else null;
+            const secured = self.secureWal(.{ .header = if (new) |h| .{ .salt1 = h.salt1, .salt2 = h.salt2 } else null });
+            if (new) |h| {
+                self.page_size = h.page_size;
+                self.salt1 = h.salt1;
+                self.salt2 = h.salt2;
             }
             self.last_commit_frame = 0;
             self.txn_active = true;
             self.txn_first = 1;
             self.pending_commit = 0;
-            return;
+            return secured;
         }
         if (self.page_size == 0) {
             if (!try self.loadHeader()) return;
         }
         if (offset < walfmt.header_size) return;
+        var caught_up: Error!void = {};
         const fsz: u64 = walfmt.frame_header_size + @as(u64, self.page_size);
         const rel = offset - walfmt.header_size;
         const frame: u32 = @intCast(rel / fsz + 1);
@@ -148,10 +200,9 @@ pub const WalCapture = struct {
             self.pending_commit = 0;
             // The spool must hold every commit before this transaction; it
             // lacks some only after a crash or a writer without the VFS.
-            if (!try self.writer.upToDate(self.salt1, self.salt2, frame)) {
-                const n = try self.writer.reconcile(frame - 1);
-                if (n > 0) log.warn("recovered {d} committed transaction(s) from the WAL into the spool", .{n});
-            }
+            // Failing that, the commit at the end of this write must still
+            // be seen: the error is returned after it.
+            caught_up = self.catchUp(frame);
         }
         if (frame < self.txn_first) self.txn_first = frame;
         if (within == 0 and data.len >= 8) {
@@ -162,6 +213,14 @@ pub const WalCapture = struct {
             } else if (self.pending_commit == frame) {
                 self.pending_commit = 0;
             }
+        }
+        return caught_up;
+    }
+
+    fn catchUp(self: *WalCapture, frame: u32) Error!void {
+        if (!try self.writer.upToDate(self.salt1, self.salt2, frame)) {
+            const n = try self.writer.reconcile(frame - 1);
+            if (n > 0) log.warn("recovered {d} committed transaction(s) from the WAL into the spool", .{n});
         }
     }
 
@@ -178,16 +237,17 @@ pub const WalCapture = struct {
         self.pending_commit = 0;
         self.txn_active = false;
         self.last_commit_frame = commit;
-        self.writer.append(self.page_size, self.salt1, self.salt2, self.txn_first, commit, self.pending_db_size) catch |e| {
-            log.warn("could not append commit at WAL frame {d} to the spool ({s}: {s}); it will be recovered from the WAL", .{ commit, @errorName(e), std.mem.span(status.message()) });
+        self.writer.append(self.page_size, self.salt1, self.salt2, self.txn_first, commit, self.pending_db_size) catch {
+            self.problem("could not append the commit at WAL frame {d} to the spool", .{commit});
             // Make the next transaction's reconcile see the gap.
             self.writer.known = false;
+            return;
         };
     }
 
     /// SQLite truncates the WAL (TRUNCATE checkpoint, journal_size_limit).
     pub fn beforeTruncate(self: *WalCapture) Error!void {
-        try self.secureWal();
+        try self.secureWal(.emptied);
     }
 
     pub fn afterTruncate(self: *WalCapture) void {

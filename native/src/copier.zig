@@ -17,6 +17,7 @@ const std = @import("std");
 const spool = @import("spool.zig");
 const walread = @import("walread.zig");
 const materialize = @import("materialize.zig");
+const spool_limit = @import("spool_limit.zig");
 const fileio = @import("fileio.zig");
 const status = @import("status.zig");
 const log = @import("log.zig");
@@ -81,10 +82,10 @@ pub const Copier = struct {
     fn run(self: *Copier) void {
         var quiet_ns: u64 = 0;
         while (!self.stop.load(.acquire) and quiet_ns < quiet_limit_ns) {
-            const taken = self.step() catch {
+            const taken = (self.step() catch {
                 log.warn("background copier stopped: {s}", .{std.mem.span(status.message())});
                 break;
-            };
+            }) orelse break;
             const pause: u64 = if (taken >= batch_records) 0 else if (taken >= calm_records) busy_pause_ns else calm_pause_ns;
             quiet_ns = if (taken > 0) 0 else quiet_ns + pause;
             if (pause > 0) {
@@ -99,18 +100,23 @@ pub const Copier = struct {
     /// newest: SQLite may still be rewriting the frame headers of the
     /// transaction it just committed (walRewriteChecksums runs after the
     /// commit frame is written), and only a later commit proves it done.
-    /// Returns how many records it took on.
-    fn step(self: *Copier) Error!u64 {
+    /// Returns how many records it took on; null when copying is no longer
+    /// wanted (spool_limit.zig: the restart decides what to drop).
+    fn step(self: *Copier) Error!?u64 {
         const w = &self.writer;
         try w.ensureOpen();
+        if (spool_limit.decide(&w.paths) != .copy) return null;
         const r = try spool.scanTail(w.fd, self.pos, null, self.pos + (batch_records + 1) * spool.record_size);
         if (r.end < self.pos + 2 * spool.record_size) return 0;
         const end = r.end - spool.record_size;
         const newest = r.last.?; // the cycle the WAL should be in
         {
-            const lock = try fileio.lockExclusive(spool.Paths.z(&w.paths.pages_lock));
+            const lock = try fileio.lockExclusive(try w.paths.create(&w.paths.pages_lock));
             defer fileio.close(lock);
             if (try self.walOf(newest)) |wf| {
+                const pages = try fileio.openIfExists(spool.Paths.z(&w.paths.pages), false);
+                defer if (pages) |p| fileio.close(p);
+                if (spool_limit.usedBytes(w.fd, pages) + try fileio.size(wf.fd) > spool_limit.maxBytes(&w.paths)) return null;
                 w.end = end; // what copyRecords walks; never refresh(): see above
                 const from = @max((try spool.readAck(&w.paths)).next_offset, self.pos);
                 if (from < end) _ = try materialize.copyRecords(w, wf, from, .background);

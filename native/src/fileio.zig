@@ -41,13 +41,6 @@ pub fn close(fd: Fd) void {
     _ = c.close(fd);
 }
 
-pub fn mkdir(path: [*:0]const u8) Error!void {
-    if (c.mkdir(path, 0o755) != 0 and errnoValue() != @intFromEnum(c.E.EXIST)) {
-        status.set("cannot create directory {s}: errno {d}", .{ std.mem.span(path), errnoValue() });
-        return error.Io;
-    }
-}
-
 /// Reads up to buf.len bytes; returns how many (short only at end of file).
 pub fn preadAll(fd: Fd, buf: []u8, offset: u64) Error!usize {
     var done: usize = 0;
@@ -89,6 +82,16 @@ pub fn size(fd: Fd) Error!u64 {
         return error.Io;
     }
     return @intCast(end);
+}
+
+/// Size of the file at path, without opening it (opening and closing the
+/// database file would drop SQLite's POSIX locks on it); null if unknown.
+pub fn sizeOfPath(path: [*:0]const u8) ?u64 {
+    if (builtin.os.tag != .linux) return null;
+    const linux = std.os.linux;
+    var st: linux.Statx = undefined;
+    if (linux.statx(linux.AT.FDCWD, path, 0, .{ .SIZE = true }, &st) != 0) return null;
+    return st.size;
 }
 
 /// Bytes the file occupies on disk (holes excluded).
@@ -203,15 +206,14 @@ pub fn copyRange(src: Fd, src_off: u64, dst: Fd, dst_off: u64, len: u64, buf: []
     }
 }
 
-/// Opens (creating) path and takes an exclusive flock on it, waiting for
-/// it. flock belongs to the open file, so two threads of one process
-/// exclude each other too, and SQLite's POSIX locks are untouched. Closing
-/// the descriptor releases it.
-pub fn lockExclusive(path: [*:0]const u8) Error!Fd {
-    const fd = try open(path, true, true);
+/// Takes an exclusive flock on an open lock file, waiting for it, and
+/// returns the descriptor (closed on failure). flock belongs to the open
+/// file, so two threads of one process exclude each other too, and SQLite's
+/// POSIX locks are untouched. Closing the descriptor releases it.
+pub fn lockExclusive(fd: Fd) Error!Fd {
     while (c.flock(fd, std.posix.LOCK.EX) != 0) {
         if (errnoValue() == @intFromEnum(c.E.INTR)) continue;
-        status.set("cannot lock {s}: errno {d}", .{ std.mem.span(path), errnoValue() });
+        status.set("cannot lock a file of the side folder: errno {d}", .{errnoValue()});
         close(fd);
         return error.Io;
     }

@@ -19,25 +19,67 @@ const std = @import("std");
 const spool = @import("spool.zig");
 const walread = @import("walread.zig");
 const fileio = @import("fileio.zig");
+const spool_limit = @import("spool_limit.zig");
+const seal = @import("seal.zig");
 const status = @import("status.zig");
 const log = @import("log.zig");
 const Error = status.Error;
 
+pub const Outcome = struct {
+    copied: u64 = 0,
+    /// Unshipped history is (or stays) dropped: the seal must say so.
+    dropped: bool = false,
+};
+
 /// Copies the frames of every unacknowledged record that still lives in the
-/// current WAL into `pages`. Write lock held. Returns records copied.
-pub fn materialize(w: *spool.Writer) Error!u64 {
+/// current WAL into `pages`, unless nothing could ship them or the side
+/// folder would pass its cap (spool_limit.zig). Write lock held.
+pub fn materialize(w: *spool.Writer) Error!Outcome {
     try w.refresh();
-    const lock = try fileio.lockExclusive(spool.Paths.z(&w.paths.pages_lock));
+    switch (spool_limit.decide(&w.paths)) {
+        .copy => {},
+        .no_reader => {
+            w.mat_from = w.end;
+            return .{};
+        },
+        .dropped => {
+            w.mat_from = w.end;
+            return .{ .dropped = true };
+        },
+    }
+    const lock = try fileio.lockExclusive(try w.paths.create(&w.paths.pages_lock));
     defer fileio.close(lock);
-    const wal = (try w.walFd()) orelse return 0;
-    const wf = (try walread.WalFile.open(wal)) orelse return 0;
+    const wal = (try w.walFd()) orelse return .{};
+    const wf = (try walread.WalFile.open(wal)) orelse return .{};
     // Records before mat_from were seen by an earlier call: copied, or of a
     // cycle that had already ended. Without this every restart would rescan
     // the whole unacknowledged spool.
     const from = @max((try spool.readAck(&w.paths)).next_offset, w.mat_from);
     w.mat_from = w.end;
-    if (from >= w.end) return 0;
-    return copyRecords(w, wf, from, .write_lock);
+    if (from >= w.end) return .{};
+    const pages = try fileio.openIfExists(spool.Paths.z(&w.paths.pages), true);
+    defer if (pages) |p| fileio.close(p);
+    // The cycle adds at most the WAL's size.
+    const max = spool_limit.maxBytes(&w.paths);
+    if (spool_limit.usedBytes(w.fd, pages) + try fileio.size(wal) > max) {
+        try drop(w, pages, max);
+        return .{ .dropped = true };
+    }
+    return .{ .copied = try copyRecords(w, wf, from, .write_lock) };
+}
+
+/// Frees every unshipped copy and seals the spool as `dropped` through its
+/// newest record. Slots still name the punched copies; their hashes fail,
+/// and the reader reports the records gone.
+fn drop(w: *spool.Writer, pages: ?fileio.Fd, max: u64) Error!void {
+    if (pages) |p| {
+        const size = try fileio.size(p);
+        fileio.punchPrefix(p, std.mem.alignForward(u64, size, 4096));
+    }
+    const newest: u64 = if (w.last) |l| l.seq else 0;
+    try seal.store(&w.paths, .{ .kind = .dropped, .seq = newest });
+    if (!w.drop_reported) log.warn("{s}: the side folder would pass {d} bytes ({s}) before a replicator shipped it; unshipped history through transaction {d} is dropped and the next replicator starts a new generation from a snapshot", .{ spool.Paths.z(&w.paths.db), max, spool_limit.variable, newest });
+    w.drop_reported = true;
 }
 
 pub const Holder = enum {
@@ -52,7 +94,7 @@ pub const Holder = enum {
 /// WAL cycle `wf` and that have no copy yet. The caller holds `pages.lock`.
 pub fn copyRecords(w: *spool.Writer, wf: walread.WalFile, from: u64, holder: Holder) Error!u64 {
     const wal = wf.fd;
-    const pages_fd = try fileio.open(spool.Paths.z(&w.paths.pages), true, true);
+    const pages_fd = try w.paths.create(&w.paths.pages);
     defer fileio.close(pages_fd);
     var window = WalWindow{ .fd = wal, .file_size = try fileio.size(wal), .buf = try w.copyBuf() };
     var run = Run{ .wal = wal, .pages = pages_fd, .dst = try fileio.size(pages_fd), .buf = try w.frameBuf() };

@@ -165,8 +165,8 @@ const Record = extern struct {
     page_size: u32,
     db_size: u32,
     n_pages: u32,
-    reserved: u32,
-
+    /// spool.Header.flags (flag_gap_before = 1).
+    flags: u32,
 };
 
 /// The full header of the record the caller names, re-read and checked (the
@@ -188,7 +188,7 @@ export fn bottomless_spool_next(s: ?*Spool, offset: u64, out: ?*Record) c_int {
     const r = s orelse return misuse("spool is NULL");
     const o = out orelse return misuse("out is NULL");
     const h = (r.next(offset) catch |e| return fail(e)) orelse return status.DONE;
-    o.* = .{ .seq = h.seq, .offset = offset, .next_offset = offset + h.totalSize(), .unix_ms = h.unix_ms, .page_size = h.page_size, .db_size = h.db_size, .n_pages = h.n_pages, .reserved = 0 };
+    o.* = .{ .seq = h.seq, .offset = offset, .next_offset = offset + h.totalSize(), .unix_ms = h.unix_ms, .page_size = h.page_size, .db_size = h.db_size, .n_pages = h.n_pages, .flags = h.flags };
     return status.OK;
 }
 
@@ -225,6 +225,8 @@ const Stats = extern struct {
     oldest_unix_ms: u64,
     last_seq: u64,
     acked_seq: u64,
+    gaps: u64,
+    dropped_seq: u64,
 };
 
 export fn bottomless_spool_stats(s: ?*Spool, out: ?*Stats) c_int {
@@ -232,7 +234,7 @@ export fn bottomless_spool_stats(s: ?*Spool, out: ?*Stats) c_int {
     const r = s orelse return misuse("spool is NULL");
     const o = out orelse return misuse("out is NULL");
     const st = r.stats() catch |e| return fail(e);
-    o.* = .{ .records = st.records, .bytes = st.bytes, .disk_bytes = st.disk_bytes, .oldest_unix_ms = st.oldest_unix_ms, .last_seq = st.last_seq, .acked_seq = st.acked_seq };
+    o.* = .{ .records = st.records, .bytes = st.bytes, .disk_bytes = st.disk_bytes, .oldest_unix_ms = st.oldest_unix_ms, .last_seq = st.last_seq, .acked_seq = st.acked_seq, .gaps = st.gaps, .dropped_seq = st.dropped_seq };
     return status.OK;
 }
 
@@ -284,4 +286,5 @@ export fn bottomless_wal_checksum(data: ?[*]const u8, len: usize, big_endian: c_
 test {
     _ = walfmt;
     _ = spool;
+    _ = @import("seal.zig");
 }

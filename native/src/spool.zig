@@ -25,12 +25,19 @@
 //! page each), nothing else, so the entries of consecutive records are one
 //! stretch of the WAL, copied in the kernel with one copy_file_range
 //! (materialize.zig). Their hash, seeded with the seq, is in the slot.
+//!
+//! Beside them: `ack` (the replicator's position; its existence tells
+//! capture a replicator reads this spool, spool_limit.zig), `sealed` (what
+//! may follow the newest record, seal.zig) and `pages.lock`. All take the
+//! database file's permissions (sidefolder.zig).
 const std = @import("std");
 const walfmt = @import("walfmt.zig");
 const walread = @import("walread.zig");
 const spool_tail = @import("spool_tail.zig");
 const builtin = @import("builtin");
 const fileio = @import("fileio.zig");
+const sidefolder = @import("sidefolder.zig");
+const seal = @import("seal.zig");
 const status = @import("status.zig");
 const log = @import("log.zig");
 const Error = status.Error;
@@ -175,6 +182,11 @@ pub const Header = struct {
     wal_salt1: u32,
     wal_salt2: u32,
     wal_commit_frame: u32,
+    /// flag_gap_before: transactions between the previous record and this
+    /// one were not captured (seal.zig); history cannot continue across it.
+    flags: u32 = 0,
+
+    pub const flag_gap_before: u32 = 1;
 
     pub fn firstFrame(h: Header) u32 {
         return h.wal_commit_frame - h.n_pages + 1;
@@ -192,6 +204,7 @@ pub const Header = struct {
         std.mem.writeInt(u32, out[36..40], h.wal_salt1, .little);
         std.mem.writeInt(u32, out[40..44], h.wal_salt2, .little);
         std.mem.writeInt(u32, out[44..48], h.wal_commit_frame, .little);
+        std.mem.writeInt(u32, out[48..52], h.flags, .little);
         std.mem.writeInt(u32, out[56..60], headerCheck(out[0..56]), .little);
     }
 
@@ -208,6 +221,7 @@ pub const Header = struct {
             .wal_salt1 = std.mem.readInt(u32, b[36..40], .little),
             .wal_salt2 = std.mem.readInt(u32, b[40..44], .little),
             .wal_commit_frame = std.mem.readInt(u32, b[44..48], .little),
+            .flags = std.mem.readInt(u32, b[48..52], .little),
         };
         if (h.page_size < 512 or h.page_size > 65536 or h.n_pages == 0 or h.n_pages > h.wal_commit_frame) return null;
         return h;
@@ -283,23 +297,32 @@ pub fn timeMs() u64 {
 /// Paths derived from the database path; fixed-size so the commit path
 /// never allocates for them.
 pub const Paths = struct {
+    db: [4096]u8 = undefined,
     dir: [4096]u8 = undefined,
     spool: [4096]u8 = undefined,
     pages: [4096]u8 = undefined,
     ack: [4096]u8 = undefined,
     wal: [4096]u8 = undefined,
     pages_lock: [4096]u8 = undefined,
+    seal: [4096]u8 = undefined,
 
     pub fn init(self: *Paths, db_path: []const u8) Error!void {
+        _ = std.fmt.bufPrintSentinel(&self.db, "{s}", .{db_path}, 0) catch return tooLong(db_path);
         _ = std.fmt.bufPrintSentinel(&self.dir, "{s}-bottomless", .{db_path}, 0) catch return tooLong(db_path);
         _ = std.fmt.bufPrintSentinel(&self.spool, "{s}-bottomless/spool", .{db_path}, 0) catch return tooLong(db_path);
         _ = std.fmt.bufPrintSentinel(&self.pages, "{s}-bottomless/pages", .{db_path}, 0) catch return tooLong(db_path);
         _ = std.fmt.bufPrintSentinel(&self.ack, "{s}-bottomless/ack", .{db_path}, 0) catch return tooLong(db_path);
         _ = std.fmt.bufPrintSentinel(&self.wal, "{s}-wal", .{db_path}, 0) catch return tooLong(db_path);
         _ = std.fmt.bufPrintSentinel(&self.pages_lock, "{s}-bottomless/pages.lock", .{db_path}, 0) catch return tooLong(db_path);
+        _ = std.fmt.bufPrintSentinel(&self.seal, "{s}-bottomless/sealed", .{db_path}, 0) catch return tooLong(db_path);
     }
     pub fn z(buf: *const [4096]u8) [*:0]const u8 {
         return @ptrCast(buf);
+    }
+    /// Opens one of the side folder's files read-write, creating it (and
+    /// the folder) with the database file's permissions.
+    pub fn create(self: *const Paths, file: *const [4096]u8) Error!fileio.Fd {
+        return sidefolder.open(z(file), z(&self.dir), z(&self.db));
     }
     fn tooLong(p: []const u8) Error {
         status.set("database path too long ({d} bytes)", .{p.len});
@@ -313,6 +336,14 @@ fn clearTorn(fd: fileio.Fd, at: u64) Error!void {
     if (std.mem.allEqual(u8, b[0..n], 0)) return;
     @memset(&b, 0);
     try fileio.pwriteAll(fd, b[0..n], at);
+}
+
+/// Whether an acknowledgement file exists: some replicator reads this
+/// spool (Reader.open creates it).
+pub fn hasReader(paths: *const Paths) bool {
+    const fd = (fileio.openIfExists(Paths.z(&paths.ack), false) catch return true) orelse return false;
+    fileio.close(fd);
+    return true;
 }
 
 pub fn readAck(paths: *const Paths) Error!Ack {
@@ -336,7 +367,7 @@ fn writeAck(paths: *const Paths, ack: Ack) Error!void {
     std.mem.writeInt(u64, b[12..20], ack.next_offset, .little);
     std.mem.writeInt(u64, b[20..28], ack.last_record_offset, .little);
     std.mem.writeInt(u32, b[28..32], Crc.hash(b[0..28]), .little);
-    const fd = try fileio.open(Paths.z(&paths.ack), true, true);
+    const fd = try paths.create(&paths.ack);
     defer fileio.close(fd);
     try fileio.pwriteAll(fd, &b, 0);
     try fileio.sync(fd);
@@ -392,6 +423,9 @@ pub const Writer = struct {
     mat_from: u64 = 0,
     /// The mapped end of the file that records are copied into.
     tail: spool_tail.Tail = .{},
+    /// A gap, a drop was logged (once per writer).
+    gap_reported: bool = false,
+    drop_reported: bool = false,
     allocator: std.mem.Allocator,
 
     pub fn init(allocator: std.mem.Allocator, db_path: []const u8) Error!Writer {
@@ -411,8 +445,7 @@ pub const Writer = struct {
 
     pub fn ensureOpen(self: *Writer) Error!void {
         if (self.fd >= 0) return;
-        try fileio.mkdir(Paths.z(&self.paths.dir));
-        self.fd = try fileio.open(Paths.z(&self.paths.spool), true, true);
+        self.fd = try self.paths.create(&self.paths.spool);
     }
 
     pub fn walFd(self: *Writer) Error!?fileio.Fd {
@@ -489,6 +522,12 @@ pub const Writer = struct {
         // write lock has kept other appenders out since.
         if (!self.known) try self.refresh();
         const seq = if (self.last) |l| l.seq + 1 else (try readAck(&self.paths)).acked_seq + 1;
+        var flags: u32 = 0;
+        if (self.last) |l| if (!seal.follows(&self.paths, l, salt1, salt2, first)) {
+            flags |= Header.flag_gap_before;
+            if (!self.gap_reported) log.warn("{s}: transactions before this one were not captured (the side folder was not writable, full, over LIBSQL_BOTTOMLESS_SPOOL_MAX_BYTES, or a writer bypassed the extension); the replicator starts a new generation from a snapshot", .{Paths.z(&self.paths.db)});
+            self.gap_reported = true;
+        };
         const h = Header{
             .seq = seq,
             .unix_ms = timeMs(),
@@ -498,6 +537,7 @@ pub const Writer = struct {
             .wal_salt1 = salt1,
             .wal_salt2 = salt2,
             .wal_commit_frame = commit,
+            .flags = flags,
         };
         var rec: [record_size]u8 = @splat(0);
         h.encode(rec[0..header_size]);
@@ -579,8 +619,13 @@ pub const Reader = struct {
     pub fn open(allocator: std.mem.Allocator, db_path: []const u8) Error!Reader {
         var r = Reader{ .allocator = allocator };
         try r.paths.init(db_path);
-        try fileio.mkdir(Paths.z(&r.paths.dir));
-        r.fd = try fileio.open(Paths.z(&r.paths.spool), true, true);
+        r.fd = try r.paths.create(&r.paths.spool);
+        // A reader ships this spool: from now on capture keeps unshipped
+        // history (until then a replicator's first snapshot covers it).
+        if (try fileio.openIfExists(Paths.z(&r.paths.ack), false)) |fd| fileio.close(fd) else writeAck(&r.paths, .{}) catch |e| {
+            fileio.close(r.fd);
+            return e;
+        };
         r.buf = allocator.alloc(u8, walfmt.frame_header_size + 65536) catch {
             fileio.close(r.fd);
             return error.OutOfMemory;
@@ -644,10 +689,18 @@ pub const Reader = struct {
         // Not in the WAL (any more) and not copied: the WAL was reset by
         // something that bypassed the extension, or is being rewritten now.
         if (try self.walFile(h) == null) {
-            status.set("the pages of transaction {d} are gone: the WAL was reset without the bottomless extension; a new generation is needed", .{h.seq});
+            status.set("the pages of transaction {d} are gone: {s}; a new generation is needed", .{ h.seq, self.whyGone(h.seq, "the WAL was reset without the bottomless extension, or the side folder could not take its copy") });
             return error.Corrupt;
         }
         return error.Busy;
+    }
+
+    /// Why the pages of record `seq` cannot be read: dropped at the size
+    /// limit (the seal says so), else `otherwise`.
+    fn whyGone(self: *Reader, seq: u64, otherwise: []const u8) []const u8 {
+        const s = (seal.read(Paths.z(&self.paths.seal)) catch null) orelse return otherwise;
+        if (s.kind == .dropped and seq <= s.seq) return "were dropped when the side folder reached LIBSQL_BOTTOMLESS_SPOOL_MAX_BYTES";
+        return otherwise;
     }
 
     fn framesFromWal(self: *Reader, h: Header, first: u32, count: u32, chain: *walfmt.Chain, out: []u8) Error!bool {
@@ -678,7 +731,7 @@ pub const Reader = struct {
         var hash = PayloadHash.init(h.seq);
         try hashRange(pages_fd, at, h.entrySize(), self.buf, &hash);
         if (hash.final() != mat.hash) {
-            status.set("the copied pages of transaction {d} fail their checksum", .{h.seq});
+            status.set("the copied pages of transaction {d} {s}; a new generation is needed", .{ h.seq, self.whyGone(h.seq, "fail their checksum") });
             return error.Corrupt;
         }
         for (0..count) |j| {
@@ -715,7 +768,7 @@ pub const Reader = struct {
         }
     }
 
-    pub const Stats = struct { records: u64 = 0, bytes: u64 = 0, disk_bytes: u64 = 0, oldest_unix_ms: u64 = 0, last_seq: u64 = 0, acked_seq: u64 = 0 };
+    pub const Stats = struct { records: u64 = 0, bytes: u64 = 0, disk_bytes: u64 = 0, oldest_unix_ms: u64 = 0, last_seq: u64 = 0, acked_seq: u64 = 0, gaps: u64 = 0, dropped_seq: u64 = 0 };
 
     pub fn stats(self: *Reader) Error!Stats {
         const ack_state = try readAck(&self.paths);
@@ -732,6 +785,10 @@ pub const Reader = struct {
             // What shipping it will read: its pages, as frames.
             s.bytes += @as(u64, h.n_pages) * (walfmt.frame_header_size + h.page_size);
             s.last_seq = h.seq;
+            if (h.flags & Header.flag_gap_before != 0) s.gaps += 1;
+        }
+        if (seal.read(Paths.z(&self.paths.seal)) catch null) |sl| {
+            if (sl.kind == .dropped and sl.seq > ack_state.acked_seq) s.dropped_seq = sl.seq;
         }
         return s;
     }

@@ -15,14 +15,19 @@ const builtin = @import("builtin");
 const fileio = @import("fileio.zig");
 
 /// Bytes mapped at a time; the window spans two, so a record never straddles
-/// its end.
-const step: u64 = 1 << 20;
+/// its end. A connection starts small (a side folder beside a small, quiet
+/// database stays small: SQLite's own tests copy it around by the
+/// thousand) and doubles the step at each remap up to 1 MiB, where a remap
+/// every ten thousand commits costs nothing measurable.
+const min_step: u64 = 64 << 10;
+const max_step: u64 = 1 << 20;
 
 pub const Tail = struct {
     map: ?fileio.Mapping = null,
     start: u64 = 0,
     /// The file system cannot allocate or map: always use pwrite.
     unsupported: bool = false,
+    step: u64 = min_step,
 
     pub fn deinit(self: *Tail) void {
         if (self.map) |m| fileio.unmap(m);
@@ -32,14 +37,16 @@ pub const Tail = struct {
     /// The mapped bytes [offset, offset+len) of the file, or null when they
     /// cannot be mapped (write them with pwrite instead).
     pub fn slot(self: *Tail, fd: fileio.Fd, offset: u64, comptime len: usize) ?*[len]u8 {
-        std.debug.assert(len <= step);
+        std.debug.assert(len <= min_step);
         if (self.map) |m| {
             if (offset >= self.start and offset + len <= self.start + m.len) {
                 return m[@intCast(offset - self.start)..][0..len];
             }
         }
         if (self.unsupported or builtin.os.tag != .linux) return null;
+        if (self.map != null) self.step = @min(2 * self.step, max_step);
         self.deinit();
+        const step = self.step;
         const start = offset / step * step;
         switch (fileio.allocate(fd, start, 2 * step)) {
             .ok => {},

@@ -4,6 +4,7 @@
 const std = @import("std");
 const sqlite = @import("sqlite.zig");
 const capture = @import("capture.zig");
+const spool = @import("spool.zig");
 const status = @import("status.zig");
 const log = @import("log.zig");
 
@@ -115,10 +116,11 @@ fn xOpen(vfs: *sqlite.Vfs, zname: ?[*:0]const u8, file: *sqlite.File, flags: c_i
                 return sqlite.IOERR_NOMEM;
             };
             cap.* = capture.WalCapture.init(path[0 .. path.len - 4]) catch {
+                // The application wins: the WAL works, uncaptured.
                 std.heap.c_allocator.destroy(cap);
-                _ = real.methods.?.xClose.?(real);
-                log.err("cannot capture {s}: {s}", .{ path, std.mem.span(status.message()) });
-                return sqlite.CANTOPEN;
+                log.err("cannot capture {s}: {s}; SQLite goes on without a backup of it", .{ path, std.mem.span(status.message()) });
+                bf.base.methods = &io_methods;
+                return rc;
             };
             cap.copy_ahead = true;
             bf.cap = cap;
@@ -137,17 +139,20 @@ fn xOpen(vfs: *sqlite.Vfs, zname: ?[*:0]const u8, file: *sqlite.File, flags: c_i
 fn xDelete(vfs: *sqlite.Vfs, zname: [*:0]const u8, sync_dir: c_int) callconv(.c) c_int {
     const reg = regOf(vfs);
     const path = std.mem.span(zname);
-    if (isWalName(path)) {
-        // The last connection deletes the WAL after checkpointing it, under
-        // an exclusive lock: make sure the spool holds all of it first.
-        var cap = capture.WalCapture.init(path[0 .. path.len - 4]) catch return sqlite.IOERR;
-        defer cap.deinit();
-        cap.secureWal() catch {
-            log.err("keeping {s}: the spool could not take its commits: {s}", .{ path, std.mem.span(status.message()) });
-            return sqlite.IOERR;
-        };
-    }
+    if (isWalName(path)) secureBeforeDelete(path[0 .. path.len - 4]);
+    // Whatever capture managed, the delete SQLite asked for happens and
+    // SQLite gets the real VFS's answer.
     return reg.real.xDelete.?(reg.real, zname, sync_dir);
+}
+
+/// The last connection deletes the WAL after checkpointing it, under an
+/// exclusive lock: the spool takes all of it first. Only a database whose
+/// WAL was captured has a side folder; nothing is created for another.
+fn secureBeforeDelete(db_path: []const u8) void {
+    var cap = capture.WalCapture.init(db_path) catch return;
+    defer cap.deinit();
+    if (!@import("sidefolder.zig").exists(spool.Paths.z(&cap.writer.paths.dir))) return;
+    cap.secureWal(.emptied) catch cap.problem("could not secure the WAL before SQLite deleted it", .{});
 }
 
 // ---- io methods: forward everything, observe WAL writes -------------------
@@ -178,10 +183,7 @@ fn ioWrite(f: *sqlite.File, buf: ?*const anyopaque, amt: c_int, off: i64) callco
     std.debug.assert(amt >= 0 and off >= 0);
     const data: []const u8 = if (buf) |p| @as([*]const u8, @ptrCast(p))[0..@intCast(amt)] else &.{};
     if (bf.main) |mf| cap.observeEpoch(mf.write_epoch);
-    cap.beforeWrite(data, @intCast(off)) catch {
-        log.err("refusing a WAL write: {s}", .{std.mem.span(status.message())});
-        return sqlite.IOERR_WRITE;
-    };
+    cap.beforeWrite(data, @intCast(off)) catch cap.problem("capture failed before a WAL write", .{});
     const rc = m(f).xWrite.?(bf.real, buf, amt, off);
     if (rc == sqlite.OK) cap.afterWrite(data.len, @intCast(off));
     return rc;
@@ -190,10 +192,7 @@ fn ioWrite(f: *sqlite.File, buf: ?*const anyopaque, amt: c_int, off: i64) callco
 fn ioTruncate(f: *sqlite.File, size: i64) callconv(.c) c_int {
     const bf = bfile(f);
     if (bf.cap) |cap| {
-        cap.beforeTruncate() catch {
-            log.err("refusing to truncate the WAL: {s}", .{std.mem.span(status.message())});
-            return sqlite.IOERR;
-        };
+        cap.beforeTruncate() catch cap.problem("could not secure the WAL before SQLite truncated it", .{});
     }
     const rc = m(f).xTruncate.?(bf.real, size);
     if (bf.cap) |cap| if (rc == sqlite.OK) cap.afterTruncate();

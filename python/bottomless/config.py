@@ -48,6 +48,10 @@ class Config:
     snapshot_frames: int = 100_000
     # Warn when the spool holds more than this many unshipped bytes.
     spool_warn_bytes: int = 256 * 1024 * 1024
+    # Cap on the side folder (None: the larger of 256 MiB and twice the
+    # database). Capture reads the variable itself, in the application's
+    # process; it is here so the CLI and replicator refuse a bad value.
+    spool_max_bytes: int | None = None
     # How long shutdown may spend shipping what is left.
     shutdown_timeout_secs: float = 10.0
     # Client-side encryption (AES-256-GCM) of snapshots and batches: base64
@@ -116,6 +120,8 @@ class Config:
             raise ConfigError(f"{ENV_PREFIX}SNAPSHOT_FRAMES: must be at least 1")
         if self.spool_warn_bytes < 0:
             raise ConfigError(f"{ENV_PREFIX}SPOOL_WARN_BYTES: must not be negative")
+        if self.spool_max_bytes is not None and self.spool_max_bytes < 0:
+            raise ConfigError(f"{ENV_PREFIX}SPOOL_MAX_BYTES: must not be negative")
         if self.shutdown_timeout_secs < 0:
             raise ConfigError(f"{ENV_PREFIX}SHUTDOWN_TIMEOUT_SECS: must not be negative")
         if self.lease_secs < 0:
@@ -166,7 +172,7 @@ def _parse(name: str, raw: str, var: str) -> Any:
     try:
         if name == "batch_interval_secs":
             return float(raw)
-        if name in ("batch_max_frames", "snapshot_frames", "spool_warn_bytes"):
+        if name in ("batch_max_frames", "snapshot_frames", "spool_warn_bytes", "spool_max_bytes"):
             return int(raw)
         if name in ("shutdown_timeout_secs", "lease_secs"):
             return float(raw)

@@ -16,6 +16,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from bottomless.side_files import adopt
+
 PROBLEM_FILE = "replicator.problem"
 
 
@@ -59,6 +61,7 @@ class ProblemReporter:
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         try:
             tmp.write_text(json.dumps(asdict(problem)))
+            adopt(tmp, self._spool_dir)
             os.replace(tmp, path)
         except OSError:
             return  # the folder is unwritable: the log still says it

@@ -10,12 +10,15 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from bottomless.side_files import adopt, ensure_folder
+
 LOCK_FILE = "replicator.lock"
 
 
 class ReplicatorLock:
     def __init__(self, spool_dir: str) -> None:
-        Path(spool_dir).mkdir(parents=True, exist_ok=True)
+        ensure_folder(spool_dir)
+        self.spool_dir = spool_dir
         self.path = Path(spool_dir) / LOCK_FILE
         self._fd: int | None = None
 
@@ -28,6 +31,7 @@ class ReplicatorLock:
         if self._fd is not None:
             return True
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        adopt(self.path, self.spool_dir)
         deadline = time.monotonic() + timeout
         while True:
             try:

@@ -44,6 +44,7 @@ from bottomless.lock import ReplicatorLock, is_locked
 from bottomless.merging import MergeRun
 from bottomless.restore_on_open import forget_restore, restored_from
 from bottomless.s3 import PreconditionFailed, S3Store
+from bottomless.side_files import adopt
 from bottomless.snapshot import DatabaseBusy, ensure_wal, reconcile_spool, take_snapshot
 from bottomless.spool import Record, Spool, spool_dir
 from bottomless.state import ReplicatorState, load_state, save_state
@@ -244,19 +245,6 @@ class Replicator:
                     self._warn_if_spool_large()
                     self._stop.wait(backoff)
                     continue
-                except NativeError as exc:
-                    if exc.code != CORRUPT or self.state is None:
-                        self._fail(exc)
-                        return
-                    # Pages of a transaction are gone (the WAL was reset
-                    # behind the extension's back): what S3 holds cannot be
-                    # continued, so start over from a snapshot.
-                    log.error("%s; starting a new generation of %s", exc.message, self.db_name)
-                    try:
-                        self.new_generation(parent=self.state.generation_id)
-                    except BottomlessError as again:
-                        self._fail(again)
-                        return
                 except BottomlessError as exc:
                     self._fail(exc)
                     return
@@ -492,6 +480,7 @@ class Replicator:
         tmp = path + ".tmp"
         with open(tmp, "w") as f:
             json.dump({"generation": generation, "key_id": self._key_id()}, f)
+        adopt(tmp, self.spool_dir)
         os.replace(tmp, path)
 
     def _check_requests(self) -> None:
@@ -559,13 +548,32 @@ class Replicator:
         assert self.state is not None
         if self._pending is not None:
             self._put(self._pending)
+        try:
+            return self._ship_records(records_only)
+        except NativeError as exc:
+            if exc.code != CORRUPT:
+                raise
+            # Pages of a transaction are gone (dropped at the side folder's
+            # limit, or the WAL was reset behind the extension's back): what
+            # S3 holds cannot be continued, so start over from a snapshot.
+            log.error("%s; starting a new generation of %s", exc.message, self.db_name)
+            if not records_only:
+                self.new_generation(parent=self.state.generation_id, finish_current=False)
+            return 0
+
+    def _ship_records(self, records_only: bool) -> int:
+        assert self.state is not None
         shipped = 0
         batch: list[Record] = []
         frames = 0
+        gap: Record | None = None
         for rec in self.spool.records():
             if rec.seq <= self.state.shipped_seq:
                 self.spool.ack(rec)
                 continue
+            if rec.gap_before:
+                gap = rec
+                break
             expected = self.state.shipped_seq + len(batch) + 1
             if rec.seq != expected:
                 raise BottomlessError(f"spool of {self.db_path} skips from seq {expected - 1} to {rec.seq}")
@@ -578,6 +586,20 @@ class Replicator:
                 batch, frames = [], 0
         if batch:
             shipped += self._ship_batch(batch)
+        if gap is not None:
+            if records_only:
+                return shipped
+            # What S3 holds cannot continue across the hole: a snapshot
+            # holds everything up to now, gap included.
+            log.error(
+                "transactions of %s before spool seq %d were not captured (see the application's log: the side "
+                "folder was not writable or full, or passed LIBSQL_BOTTOMLESS_SPOOL_MAX_BYTES); starting a new "
+                "generation from a snapshot",
+                self.db_path,
+                gap.seq,
+            )
+            self.new_generation(parent=self.state.generation_id, finish_current=False)
+            return shipped
         if not records_only and (
             self._snapshot_requested
             or self.state.frames_since_snapshot >= self.config.snapshot_frames

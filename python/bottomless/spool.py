@@ -33,6 +33,13 @@ class Record:
     page_size: int
     db_size: int
     n_pages: int
+    # Commits before this one were not captured (the side folder was not
+    # writable or full, or dropped history at its size limit): the history
+    # in S3 cannot continue across it.
+    gap_before: bool = False
+
+
+GAP_BEFORE = 1  # bottomless_record.flags
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,10 @@ class SpoolStats:
     oldest_unix_ms: int
     last_seq: int
     acked_seq: int
+    # Capture problems waiting for the replicator's next snapshot: records
+    # after uncaptured commits, and history dropped at the size limit.
+    gaps: int = 0
+    dropped_seq: int = 0
 
 
 def spool_dir(db_path: str) -> str:
@@ -108,6 +119,7 @@ class Spool:
         raw = self.native.ffi.new("bottomless_record *")
         raw.seq, raw.offset, raw.next_offset, raw.unix_ms = rec.seq, rec.offset, rec.next_offset, rec.unix_ms
         raw.page_size, raw.db_size, raw.n_pages = rec.page_size, rec.db_size, rec.n_pages
+        raw.flags = GAP_BEFORE if rec.gap_before else 0
         return raw
 
     def next(self, offset: int) -> Record | None:
@@ -126,6 +138,7 @@ class Spool:
             int(raw.page_size),
             int(raw.db_size),
             int(raw.n_pages),
+            bool(raw.flags & GAP_BEFORE),
         )
 
     def records(self, offset: int | None = None) -> Iterator[Record]:
@@ -166,6 +179,8 @@ class Spool:
             int(out.oldest_unix_ms),
             int(out.last_seq),
             int(out.acked_seq),
+            int(out.gaps),
+            int(out.dropped_seq),
         )
 
     def reconcile(self) -> int:

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bottomless.frames import Chain
+from bottomless.side_files import adopt
 
 STATE_FILE = "replicator.json"
 
@@ -64,4 +65,5 @@ def save_state(spool_dir: str, state: ReplicatorState) -> None:
         json.dump(asdict(state), f)
         f.flush()
         os.fsync(f.fileno())
+    adopt(tmp, spool_dir)
     os.replace(tmp, path)

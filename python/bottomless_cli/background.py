@@ -8,6 +8,7 @@ import os
 
 import click
 
+from bottomless.side_files import adopt, ensure_folder
 from bottomless.spool import spool_dir
 
 
@@ -16,7 +17,7 @@ def side_folder(path: str) -> str:
     clear error when its directory does not allow it."""
     folder = spool_dir(path)
     try:
-        os.makedirs(folder, exist_ok=True)
+        ensure_folder(folder)
     except OSError as exc:
         raise click.ClickException(
             f"cannot replicate {path}: cannot create {folder} ({exc.strerror}); bottomless keeps its spool "
@@ -33,6 +34,7 @@ def detach_to(log_path: str, status: int = 0) -> None:
         log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
     except OSError as exc:
         raise click.ClickException(f"cannot open the replicator's log {log_path}: {exc.strerror}") from None
+    adopt(log_path, os.path.dirname(log_path))
     if os.fork():
         os._exit(status)
     os.setsid()

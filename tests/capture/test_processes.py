@@ -44,6 +44,10 @@ def _create(db: Path) -> Path:
     conn.close()
     base = db.with_name("base.db")
     shutil.copyfile(db, base)
+    # The replay reads the spool like a replicator: opening it tells capture
+    # to keep unshipped pages from here on (without a reader, a first
+    # replicator's snapshot would hold them instead).
+    Spool(str(db)).close()
     conn = sqlite3.connect(f"file:{db}?vfs=bottomless", uri=True, isolation_level=None)
     conn.execute("CREATE TABLE w(tag TEXT, i INT, r INT, v BLOB)")
     conn.close()

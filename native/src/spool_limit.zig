@@ -1,0 +1,60 @@
+//! How much the side folder may hold, and whether copying unshipped pages
+//! out of the WAL is worth anything at all.
+//!
+//! Without a replicator acknowledging, every WAL restart copies the cycle's
+//! pages again, so the folder would grow without bound where plain SQLite
+//! reuses the WAL's space. LIBSQL_BOTTOMLESS_SPOOL_MAX_BYTES caps it
+//! (default: the larger of 256 MiB and twice the database file). Past the
+//! cap, unshipped history is dropped: the copies go, the seal says
+//! `dropped`, and the next replicator starts a new generation from a
+//! snapshot. Until one does, nothing more is copied: whatever a cycle held
+//! is in that snapshot too.
+const std = @import("std");
+const spool = @import("spool.zig");
+const seal = @import("seal.zig");
+const fileio = @import("fileio.zig");
+const log = @import("log.zig");
+
+pub const variable = "LIBSQL_BOTTOMLESS_SPOOL_MAX_BYTES";
+const min_default: u64 = 256 << 20;
+
+var bad_value_reported = std.atomic.Value(bool).init(false);
+
+/// The cap, in bytes, for the database at `paths`.
+pub fn maxBytes(paths: *const spool.Paths) u64 {
+    if (std.c.getenv(variable)) |v| {
+        if (std.fmt.parseInt(u64, std.mem.span(v), 10)) |n| return n else |_| {
+            if (!bad_value_reported.swap(true, .acq_rel)) {
+                log.err("{s}={s} is not a number of bytes; using the default (the larger of 256 MiB and twice the database)", .{ variable, std.mem.span(v) });
+            }
+        }
+    }
+    const db = fileio.sizeOfPath(spool.Paths.z(&paths.db)) orelse 0;
+    return @max(min_default, 2 * db);
+}
+
+/// What the side folder's spool and copies occupy on disk.
+pub fn usedBytes(spool_fd: fileio.Fd, pages_fd: ?fileio.Fd) u64 {
+    var used = fileio.diskBytes(spool_fd);
+    if (pages_fd) |p| used += fileio.diskBytes(p);
+    return used;
+}
+
+pub const Decision = enum {
+    /// Copy the unshipped pages before the WAL is reused.
+    copy,
+    /// No replicator ever read the spool: its first generation starts
+    /// from a snapshot, which holds all of this.
+    no_reader,
+    /// History was dropped and no snapshot has been taken since: the next
+    /// one holds all of this.
+    dropped,
+};
+
+pub fn decide(paths: *const spool.Paths) Decision {
+    if (!spool.hasReader(paths)) return .no_reader;
+    const s = (seal.read(spool.Paths.z(&paths.seal)) catch return .copy) orelse return .copy;
+    if (s.kind != .dropped) return .copy;
+    const ack = spool.readAck(paths) catch return .copy;
+    return if (ack.acked_seq < s.seq) .dropped else .copy;
+}
