@@ -40,6 +40,8 @@
           pkgs.minio
           pkgs.minio-client
           pkgs.ruff
+          pkgs.nodejs # s3rver, the suite's second S3 server (npm)
+          pkgs.tcl # testfixture of SQLite's own test suite
         ];
       in
       {
