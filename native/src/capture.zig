@@ -22,6 +22,7 @@ const problems = @import("problems.zig");
 const Copier = @import("copier.zig").Copier;
 const status = @import("status.zig");
 const log = @import("log.zig");
+const fileio = @import("fileio.zig");
 const Error = status.Error;
 
 pub const WalCapture = struct {
@@ -94,7 +95,7 @@ pub const WalCapture = struct {
     fn loadHeader(self: *WalCapture) Error!bool {
         const fd = (try self.writer.walFd()) orelse return false;
         var hb: [walfmt.header_size]u8 = undefined;
-        if (try @import("fileio.zig").preadAll(fd, &hb, 0) != hb.len) return false;
+        if (try fileio.preadAll(fd, &hb, 0) != hb.len) return false;
         const h = walfmt.WalHeader.parse(&hb) orelse return false;
         if (h.salt1 != self.salt1 or h.salt2 != self.salt2) self.last_commit_frame = 0;
         self.page_size = h.page_size;
@@ -139,7 +140,7 @@ pub const WalCapture = struct {
     fn closingContent(self: *WalCapture) Error!seal_mod.Closing {
         const fd = (try self.writer.walFd()) orelse return .empty;
         var hb: [walfmt.header_size]u8 = undefined;
-        if (try @import("fileio.zig").preadAll(fd, &hb, 0) != hb.len) return .empty;
+        if (try fileio.preadAll(fd, &hb, 0) != hb.len) return .empty;
         const h = walfmt.WalHeader.parse(&hb) orelse return .empty;
         return .{ .cycle = .{ .salt1 = h.salt1, .salt2 = h.salt2 } };
     }

@@ -7,6 +7,7 @@ const capture = @import("capture.zig");
 const spool = @import("spool.zig");
 const status = @import("status.zig");
 const log = @import("log.zig");
+const sidefolder = @import("sidefolder.zig");
 
 pub const name = "bottomless";
 
@@ -151,7 +152,7 @@ fn xDelete(vfs: *sqlite.Vfs, zname: [*:0]const u8, sync_dir: c_int) callconv(.c)
 fn secureBeforeDelete(db_path: []const u8) void {
     var cap = capture.WalCapture.init(db_path) catch return;
     defer cap.deinit();
-    if (!@import("sidefolder.zig").exists(spool.Paths.z(&cap.writer.paths.dir))) return;
+    if (!sidefolder.exists(spool.Paths.z(&cap.writer.paths.dir))) return;
     cap.secureWal(.emptied) catch cap.problem("could not secure the WAL before SQLite deleted it", .{});
 }
 

@@ -8,6 +8,7 @@ import os
 
 import click
 
+from bottomless.daemon import LOG_FILE
 from bottomless.side_files import adopt, ensure_folder
 from bottomless.spool import spool_dir
 
@@ -26,10 +27,11 @@ def side_folder(path: str) -> str:
     return folder
 
 
-def detach_to(log_path: str, status: int = 0) -> None:
-    """Go on in the background, in a session of its own, writing to
-    ``log_path``; the process that started this command gets ``status`` at
-    once."""
+def detach(path: str, status: int = 0) -> None:
+    """Go on in the background, in a session of its own, writing to the
+    replicator's log beside the database ``path``; the process that started
+    this command gets ``status`` at once."""
+    log_path = os.path.join(side_folder(path), LOG_FILE)
     try:
         log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
     except OSError as exc:

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import click
 
-from bottomless.daemon import LOG_FILE
 from bottomless.errors import BottomlessError
-from bottomless_cli.background import detach_to, side_folder
+from bottomless_cli.background import detach
 from bottomless_cli.context import CliState, pass_state
 
 
@@ -34,7 +33,7 @@ def on_open_cmd(state: CliState, parent_pid: int) -> None:
             # to overwrite a bucket whose history this database does not continue.
             click.ClickException(f"could not restore {path} from S3: {exc}").show()
             status = 1
-    detach_to(os.path.join(side_folder(path), LOG_FILE), status)
+    detach(path, status)
     from bottomless_cli.commands.replicate import replicate
 
     replicate(path, config, exit_when_idle=True, parent_pid=parent_pid)

@@ -4,7 +4,6 @@ database (``-d`` names its file here)."""
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
 import time
@@ -20,7 +19,7 @@ from bottomless.replicator import SNAPSHOT_REQUEST, Replicator, wait_durable
 from bottomless.restore_on_open import restore_if_missing
 from bottomless.s3 import S3Store
 from bottomless.spool import spool_dir
-from bottomless_cli.background import detach_to, side_folder
+from bottomless_cli import background
 from bottomless_cli.context import CliState, pass_state
 
 
@@ -54,9 +53,9 @@ def replicate_cmd(state: CliState, exit_when_idle: bool, parent_pid: int | None,
     """Ship the spool of DATABASE (-d, a file) to S3 until stopped (SIGTERM/SIGINT)."""
     path, config = state.local_database(may_be_new=detach)
     if detach:
-        detach_to(os.path.join(side_folder(path), LOG_FILE))
+        background.detach(path)
     else:
-        side_folder(path)
+        background.side_folder(path)
     replicate(path, config, exit_when_idle, parent_pid)
 
 
