@@ -8,6 +8,9 @@ const libsql = @import("libsql.zig");
 const spool = @import("spool.zig");
 const walfmt = @import("walfmt.zig");
 const restore = @import("restore.zig");
+comptime {
+    _ = @import("restore_abi.zig");
+}
 const status = @import("status.zig");
 const log = @import("log.zig");
 const build_options = @import("build_options");
@@ -287,4 +290,5 @@ test {
     _ = walfmt;
     _ = spool;
     _ = @import("seal.zig");
+    _ = @import("restore_abi.zig");
 }
