@@ -244,6 +244,7 @@ def restore(
             cipher=key,
             source=source,
         )
+        figures.phase_done("plan", figures.started)
     fd, tmp = tempfile.mkstemp(prefix=f".{target_path.name}.restore-", dir=target_path.parent)
     os.close(fd)
     try:
@@ -327,7 +328,9 @@ def _build(
     figures.fetch_total = (plan.snapshot_size or 0) + sum(b.size for s in plan.steps for b in s.batches)
     figures.objects_total = plan.batch_count + (1 if snapshot is not None else 0)
     pipeline = Pipeline(source or store, RestoreNative(native), tmp, cipher, verify, tuning, figures, progress)
+    began = time.monotonic()
     built = pipeline.run(snapshot, steps, metas[0].page_size if metas else None)
+    began = figures.phase_done("apply", began)
     if snapshot is not None:
         figures.objects_done += 1
     if plan.snapshot_key is None:
@@ -336,7 +339,9 @@ def _build(
         native.finish_restore(tmp, built.page_size, built.db_size)
     except NativeError as exc:
         raise RestoreError(f"could not finish the restored file {tmp}: {exc}") from None
+    began = figures.phase_done("finish", began)
     integrity = _check_integrity(tmp, plan.generation)
+    figures.phase_done("integrity", began)
     return RestoreResult(
         path=tmp,
         generation=plan.generation,

@@ -21,6 +21,13 @@ class Figures:
     pages_written: int = 0
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
+    phases: dict[str, float] = field(default_factory=dict)  # seconds: plan, apply, finish, integrity
+
+    def phase_done(self, name: str, since: float) -> float:
+        """Records the phase that began at ``since``; returns now."""
+        now = time.monotonic()
+        self.phases[name] = round(now - since, 3)
+        return now
 
     @property
     def seconds(self) -> float:
@@ -49,6 +56,7 @@ class Figures:
             "database_bytes": self.db_bytes,
             "mib_per_s": round(self.db_bytes / 2**20 / seconds, 1) if seconds > 0 else 0.0,
             "fetched_mib_per_s": round(self.fetched / 2**20 / seconds, 1) if seconds > 0 else 0.0,
+            **{f"{name}_seconds": value for name, value in self.phases.items()},
         }
 
 

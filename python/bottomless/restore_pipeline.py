@@ -385,33 +385,44 @@ class Pipeline:
         thread.start()
         total = 0
         checked = False
-        pending = bytearray()
+        chunks: list[bytes] = []  # decoded, not yet handed to the writer
+        held = 0
         next_pgno = 1
+
+        def hand_over(everything: bool) -> None:
+            nonlocal chunks, held, next_pgno
+            joined = b"".join(chunks)
+            whole = len(joined) - len(joined) % page_size
+            if not everything and whole == 0:
+                return
+            if whole:
+                writes.put((next_pgno, joined if whole == len(joined) else joined[:whole]))
+                next_pgno += whole // page_size
+            tail = joined[whole:]
+            chunks, held = ([tail], len(tail)) if tail else ([], 0)
+
         try:
             for piece in _chain_first(self._head, stream):
                 self._head = b""
                 for out in body.feed(piece):
-                    pending += out
+                    chunks.append(out)
+                    held += len(out)
                     total += len(out)
-                    if not checked and len(pending) >= DB_HEADER_SIZE:
-                        self._check_header(snapshot, pending, page_size)
+                    if not checked and held >= DB_HEADER_SIZE:
+                        self._check_header(snapshot, b"".join(chunks)[:DB_HEADER_SIZE], page_size)
                         checked = True
-                    if len(pending) >= WRITE_CHUNK:
-                        whole = len(pending) - len(pending) % page_size
-                        writes.put((next_pgno, bytes(pending[:whole])))
-                        del pending[:whole]
-                        next_pgno += whole // page_size
+                    if held >= WRITE_CHUNK:
+                        hand_over(False)
                         if failure:
                             raise failure[0]
                 self._report()
             for out in body.finish():
-                pending += out
+                chunks.append(out)
+                held += len(out)
                 total += len(out)
-            if not checked and pending:
-                self._check_header(snapshot, pending, page_size)
-            whole = len(pending) - len(pending) % page_size
-            if whole:
-                writes.put((next_pgno, bytes(pending[:whole])))
+            if not checked and held:
+                self._check_header(snapshot, b"".join(chunks)[:DB_HEADER_SIZE], page_size)
+            hand_over(True)
         except LayoutError as exc:
             raise RestoreError(str(exc)) from None
         finally:
