@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -85,7 +85,7 @@ def parts(size: int, part_size: int) -> list[tuple[int, int]]:
 
 def ordered(
     pool: ThreadPoolExecutor, items: Iterable[I], job: Callable[[I], T], cost: Callable[[I], int], budget: int
-) -> Iterator[T]:
+) -> Generator[T, None, None]:
     """``job(item)`` for every item, run in ``pool``, results in order; at
     most ``budget`` (by ``cost``; always at least one job) in flight. When
     the consumer stops early, jobs not started are cancelled."""

@@ -24,7 +24,7 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -136,19 +136,20 @@ class Pipeline:
             ThreadPoolExecutor(max(1, self.tuning.workers), thread_name_prefix="restore-batch") as pool,
             ThreadPoolExecutor(max(1, self.tuning.workers // 2), thread_name_prefix="restore-part") as parts_pool,
         ):
-            stream = None
-            if snapshot is not None:
-                stream = self._snapshot_parts(parts_pool, snapshot)
-                page_size = self._snapshot_head(snapshot, stream, page_size)
-            assert page_size is not None
+            stream = self._snapshot_parts(parts_pool, snapshot) if snapshot is not None else None
             fd = os.open(self.tmp, os.O_RDWR)
             try:
+                if snapshot is not None and stream is not None:
+                    page_size = self._snapshot_head(snapshot, stream, page_size)
+                assert page_size is not None
                 final, frames, uncommitted = self._apply_batches(pool, fd, steps, page_size)
                 snapshot_pages = 0
                 if snapshot is not None and stream is not None:
                     snapshot_pages = self._apply_snapshot(fd, snapshot, stream, page_size, final)
             finally:
                 os.close(fd)
+                if stream is not None:
+                    stream.close()  # a failure: parts not yet started are cancelled
         db_size = final if final is not None else snapshot_pages
         self.figures.db_bytes = db_size * page_size
         return Built(page_size, db_size, frames, uncommitted)
@@ -300,7 +301,7 @@ class Pipeline:
                 raise RestoreError(f"batch {link.key!r} failed to apply: {problem}")
 
     # ---- snapshot -----------------------------------------------------------------
-    def _snapshot_parts(self, pool: ThreadPoolExecutor, snapshot: SnapshotInput) -> Iterator[bytes]:
+    def _snapshot_parts(self, pool: ThreadPoolExecutor, snapshot: SnapshotInput) -> Generator[bytes, None, None]:
         """The snapshot's body in order: a first small range (enough for its
         encryption header, first chunk and database header), then parts."""
         head_len = min(snapshot.size, HEADER_SIZE + (1 << 20) + TAG_SIZE)
