@@ -87,6 +87,7 @@ const SqliteFns = extern struct {
     vfs_find: ?*const anyopaque,
     vfs_register: ?*const anyopaque,
     database_file_object: ?*const anyopaque,
+    malloc: ?*const anyopaque,
 };
 
 export fn bottomless_register_vfs(fns: ?*const SqliteFns) c_int {
@@ -98,6 +99,7 @@ export fn bottomless_register_vfs(fns: ?*const SqliteFns) c_int {
         .vfs_find = @ptrCast(@alignCast(find)),
         .vfs_register = @ptrCast(@alignCast(reg)),
         .database_file_object = if (f.database_file_object) |d| @ptrCast(@alignCast(d)) else null,
+        .malloc = if (f.malloc) |p| @ptrCast(@alignCast(p)) else null,
     }) catch |e| return fail(e);
     // This host (the Python package) runs its own replicator.
     @import("autostart.zig").disable();
@@ -235,6 +237,15 @@ export fn bottomless_spool_stats(s: ?*Spool, out: ?*Stats) c_int {
     const o = out orelse return misuse("out is NULL");
     const st = r.stats() catch |e| return fail(e);
     o.* = .{ .records = st.records, .bytes = st.bytes, .disk_bytes = st.disk_bytes, .oldest_unix_ms = st.oldest_unix_ms, .last_seq = st.last_seq, .acked_seq = st.acked_seq, .gaps = st.gaps, .dropped_seq = st.dropped_seq };
+    return status.OK;
+}
+
+export fn bottomless_spool_seq_at(s: ?*Spool, salt1: u32, salt2: u32, mx_frame: u32, before_seq: u64, out: ?*u64) c_int {
+    status.clear();
+    const r = s orelse return misuse("spool is NULL");
+    const o = out orelse return misuse("out is NULL");
+    const seq = @import("snapshot_point.zig").seqAt(r, .{ .salt1 = salt1, .salt2 = salt2, .mx_frame = mx_frame }, before_seq) catch |e| return fail(e);
+    o.* = seq orelse return status.BUSY;
     return status.OK;
 }
 

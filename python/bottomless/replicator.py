@@ -245,6 +245,11 @@ class Replicator:
                     self._warn_if_spool_large()
                     self._stop.wait(backoff)
                     continue
+                except DatabaseBusy as exc:
+                    # A snapshot could not be tied to the spool yet.
+                    log.info("%s; retrying", exc)
+                    self._stop.wait(0.2)
+                    continue
                 except BottomlessError as exc:
                     self._fail(exc)
                     return

@@ -169,6 +169,16 @@ class Spool:
         """Everything up to and including ``rec`` is safe in S3."""
         self.native.check(self.native.lib.bottomless_spool_ack(self._h(), self._raw(rec)), f"acknowledging {rec.seq}")
 
+    def seq_at(self, salt1: int, salt2: int, mx_frame: int, before_seq: int) -> int | None:
+        """The seq of the newest commit a read transaction with this view of
+        the WAL sees (None: the spool cannot say yet; retry)."""
+        out = self.native.ffi.new("uint64_t *")
+        code = self.native.check(
+            self.native.lib.bottomless_spool_seq_at(self._h(), salt1, salt2, mx_frame, before_seq, out),
+            "tying a snapshot to the spool",
+        )
+        return None if code == BUSY else int(out[0])
+
     def stats(self) -> SpoolStats:
         out = self.native.ffi.new("bottomless_stats *")
         self.native.check(self.native.lib.bottomless_spool_stats(self._h(), out), "reading spool stats")

@@ -27,6 +27,7 @@ void *sqlite3_vfs_find(const char *);
 int sqlite3_vfs_register(void *, int);
 void *sqlite3_database_file_object(const char *);
 int sqlite3_libversion_number(void);
+void *sqlite3_malloc(int);
 """
 
 
@@ -69,6 +70,7 @@ def register_python_sqlite(native: Native | None = None) -> None:
     fns.database_file_object = (
         addr("sqlite3_database_file_object") if lib.sqlite3_libversion_number() >= 3031000 else n.ffi.NULL
     )
+    fns.malloc = addr("sqlite3_malloc")
     n.check(n.lib.bottomless_register_vfs(fns), "registering the bottomless VFS")
 
 
