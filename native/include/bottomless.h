@@ -120,6 +120,13 @@ int bottomless_spool_next(bottomless_spool *spool, uint64_t offset, bottomless_r
 int bottomless_spool_frames(bottomless_spool *spool, const bottomless_record *rec,
                             uint32_t first, uint32_t count, bottomless_chain *chain,
                             uint8_t *out, size_t cap);
+/*
+ * The pages of the count consecutive records starting at offset, as WAL
+ * frames continuing chain, back to back (what bottomless_spool_frames gives
+ * for each in turn). *written gets the bytes; BUSY leaves chain unchanged.
+ */
+int bottomless_spool_frames_run(bottomless_spool *spool, uint64_t offset, uint64_t count,
+                                bottomless_chain *chain, uint8_t *out, size_t cap, size_t *written);
 /* Everything up to and including rec is in S3: its disk space may go. */
 int bottomless_spool_ack(bottomless_spool *spool, const bottomless_record *rec);
 int bottomless_spool_stats(bottomless_spool *spool, bottomless_stats *out);

@@ -211,6 +211,22 @@ export fn bottomless_spool_frames(s: ?*Spool, rec: ?*const Record, first: u32, c
     return status.OK;
 }
 
+export fn bottomless_spool_frames_run(s: ?*Spool, offset: u64, count: u64, chain: ?*walfmt.Chain, out: ?[*]u8, cap: usize, written: ?*usize) c_int {
+    status.clear();
+    const r = s orelse return misuse("spool is NULL");
+    const ch = chain orelse return misuse("chain is NULL");
+    const o = out orelse return misuse("out is NULL");
+    const w = written orelse return misuse("written is NULL");
+    w.* = @import("frames_run.zig").framesRun(r, offset, count, ch, o[0..cap]) catch |e| switch (e) {
+        error.Busy => {
+            status.set("the WAL is being rewritten; try again", .{});
+            return status.BUSY;
+        },
+        else => |other| return fail(other),
+    };
+    return status.OK;
+}
+
 export fn bottomless_spool_ack(s: ?*Spool, rec: ?*const Record) c_int {
     status.clear();
     const r = s orelse return misuse("spool is NULL");

@@ -74,7 +74,7 @@ class _Batch:
     records: int
     frames: int
     first: int
-    raw: bytes  # the uncompressed frames, for merging
+    raw: bytes | bytearray  # the uncompressed frames, for merging
 
 
 class Replicator:
@@ -621,17 +621,11 @@ class Replicator:
     def _ship_batch(self, records: list[Record]) -> int:
         assert self.state is not None
         state = self.state
-        chain = state.chain_state()
-        parts: list[bytes] = []
-        frames = 0
-        for rec in records:
-            data, chain = self.spool.frames(rec, chain)
-            parts.append(data)
-            frames += rec.n_pages
+        raw, chain = self.spool.frames_run(records, state.chain_state())
+        frames = sum(rec.n_pages for rec in records)
         first, last = state.next_frame, state.next_frame + frames - 1
         codec = self.config.compression
         key = layout.batch_key(self.db_name, state.generation_id, first, last, records[-1].unix_ms // 1000, codec)
-        raw = b"".join(parts)
         body = objects.encode_body(raw, codec, key, self.cipher)
         new_state = replace(
             state,
