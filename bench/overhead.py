@@ -40,8 +40,8 @@ from s3bench import S3Server, library_description, table
 import bottomless
 from bottomless.config import Config
 from bottomless.lock import is_locked
-from bottomless.state import STATE_FILE
 from bottomless.sqlite_vfs import register_python_sqlite
+from bottomless.state import STATE_FILE
 
 SETUPS = ("plain", "vfs", "vfs+cli", "connect")
 BUCKET = "overhead"
