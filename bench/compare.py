@@ -308,7 +308,7 @@ def run_litestream(server: S3Server, work: Path, w: Workload, args: argparse.Nam
         w.setup(conn)
         rng = random.Random(1)
         r.burst_tps = burst(conn, w, rng, int(w.burst_txs * args.scale))
-        ls.sync(timeout=300)
+        ls.wait_replicated(timeout=300)
         time.sleep(1.5)
         sampler.start()
         count = int(w.rate * args.steady_seconds)
