@@ -272,7 +272,8 @@ class Litestream:
         """``litestream sync -wait``: force a sync and wait for it (restore.py,
         for one LTX file per update; compare.py uses wait_replicated)."""
         subprocess.run(
-            [litestream_binary(), "sync", "-wait", "-timeout", str(int(timeout)), "-socket", str(self.socket), str(self.db)],
+            [litestream_binary(), "sync", "-wait", "-timeout", str(int(timeout)),
+             "-socket", str(self.socket), str(self.db)],  # fmt: skip
             check=True,
             capture_output=True,
             env=self.env(),
