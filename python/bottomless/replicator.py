@@ -215,7 +215,9 @@ class Replicator:
             pending = self.has_pending()
             now = time.monotonic()
             if pending and first_pending is None:
-                first_pending = now
+                # From the oldest unshipped commit, not from when this loop
+                # noticed it: the interval is a promise about commits.
+                first_pending = now - self._oldest_pending_age()
             due = first_pending is not None and (
                 now - first_pending >= self.config.batch_interval_secs or self._wake.is_set()
             )
@@ -261,7 +263,10 @@ class Replicator:
             elif not pending:
                 # flush() with nothing to ship: nothing left to hurry.
                 self._wake.clear()
-            self._wake.wait(POLL_SECS)
+            wait = POLL_SECS
+            if first_pending is not None:
+                wait = min(wait, max(0.0, first_pending + self.config.batch_interval_secs - time.monotonic()))
+            self._wake.wait(wait)
         self._final_flush(self.config.shutdown_timeout_secs)
 
     def _crash(self, doing: str, exc: Exception) -> None:
@@ -530,6 +535,16 @@ class Replicator:
         log.info("generation %s already held frames up to %d; resumed after them", state.generation, target)
 
     # ---- shipping ------------------------------------------------------------
+    def _oldest_pending_age(self) -> float:
+        """Seconds since the oldest unshipped record was committed (0 when
+        unknown)."""
+        if self._pending is not None or self.spool.replaced():
+            return 0.0
+        rec = self.spool.next(self.spool.start())
+        if rec is None:
+            return 0.0
+        return min(max(0.0, time.time() - rec.unix_ms / 1000), self.config.batch_interval_secs)
+
     def has_pending(self) -> bool:
         """Cheap local check: is there a record past what we acknowledged?
 
