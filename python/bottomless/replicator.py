@@ -314,7 +314,7 @@ class Replicator:
         self._check_server()
         self._guard()
         ensure_wal(self.db_path)
-        reconcile_spool(self.db_path, self.spool)
+        reconcile_spool(self.db_path)
         state = load_state(self.spool_dir)
         if state is not None and (state.db_name, state.bucket, state.endpoint) != (
             self.db_name,

@@ -72,14 +72,13 @@ def ensure_wal(db_path: str, page_size: int | None = None) -> None:
         raise BottomlessError(f"{db_path} cannot be replicated: {exc} (is it a SQLite database?)") from None
 
 
-def reconcile_spool(db_path: str, spool: Spool) -> int:
+def reconcile_spool(db_path: str) -> None:
     """Let the spool catch up with commits a crashed writer left only in the
     WAL, without taking a lock an application could meet: opening the
     database runs SQLite's WAL recovery if it is needed, and the extension
     appends the missing records there, under the write lock SQLite holds for
-    the recovery (a writer's next transaction does the same). Returns the
-    records added."""
-    before = spool.stats().last_seq
+    the recovery, and says so in the log (a writer's next transaction does
+    the same)."""
     conn = _connect(db_path)
     try:
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
@@ -87,10 +86,6 @@ def reconcile_spool(db_path: str, spool: Spool) -> int:
         raise DatabaseBusy(f"{db_path} is busy ({exc})") from None
     finally:
         conn.close()
-    recovered = spool.stats().last_seq - before
-    if recovered > 0:
-        log.warning("the spool of %s has %d more commit(s) after opening it", db_path, recovered)
-    return max(recovered, 0)
 
 
 def _read_view(reader: sqlite3.Connection) -> tuple[int, int, int] | None:
