@@ -26,7 +26,9 @@ overstate Litestream's lag, by at most one sync interval, for those commits.
 
 All connections use ``synchronous=NORMAL`` and SQLite's default
 autocheckpoint (``--ls-no-autocheckpoint`` turns it off for Litestream's
-writer: with it on, Litestream 0.5.17 can restore a corrupt database); every workload is seeded, so
+writer). Litestream's replica is waited for by polling ``litestream ltx``
+(s3bench.Litestream.wait_replicated), never ``litestream sync -wait``, which
+in 0.5.17 lets later restores come out wrong (litestream_sync_wait.py); every workload is seeded, so
 both tools' databases end with the same rows.
 
     PYTHONPATH=python python bench/compare.py                      # ~5 minutes
