@@ -56,8 +56,11 @@ pub fn build(b: *std.Build) void {
     });
     b.installArtifact(lib);
     // The header beside the library it belongs to (zig-out/include/), so a
-    // binding never pairs one build's library with another's header.
-    b.installFile("native/include/bottomless.h", "include/bottomless.h");
+    // binding never pairs one build's library with another's header; only
+    // once the library built against it compiled.
+    const install_header = b.addInstallFile(header, "include/bottomless.h");
+    install_header.step.dependOn(&lib.step);
+    b.getInstallStep().dependOn(&install_header.step);
 
     const tests = b.addTest(.{ .root_module = root });
     const run_tests = b.addRunArtifact(tests);

@@ -1,8 +1,8 @@
 //! The spool's on-disk record, 96 bytes, integers little-endian:
 //!
 //!   offset size  field
-//!    0      64   header (RecordHeader), checked by `check` over its first 56 bytes
-//!   64      24   mat slot (MatSlot): where the record's pages are, checked
+//!    0      64   header (Header), checked by `check` over its first 56 bytes
+//!   64      24   mat slot (Mat): where the record's pages are, checked
 //!                against the seq so a slot of another record never passes
 //!   88       8   trailer (Trailer): trailer_magic and the low 32 bits of seq
 //!
@@ -12,6 +12,7 @@
 //! offset checks: changing a field moves bytes that existing spools hold.
 //! Encoder and decoder live side by side here; nothing else parses records.
 const std = @import("std");
+const builtin = @import("builtin");
 const walfmt = @import("walfmt.zig");
 const fileio = @import("fileio.zig");
 const status = @import("status.zig");
@@ -22,90 +23,13 @@ pub const trailer_magic: u32 = 0x45534c42; // "BLSE"
 const mat_magic: u64 = 0x9e3779b97f4a7c15;
 pub const version: u16 = 4;
 
-/// The header's bytes as they lie in the file.
-pub const RecordHeader = extern struct {
-    magic: u32,
-    version: u16,
+/// A record header. The same struct is the file's bytes (encode) and the
+/// checked value the code uses (decode): only magic, version and check
+/// differ between a fresh one and one read back.
+pub const Header = extern struct {
+    magic: u32 = record_magic,
+    version: u16 = version,
     reserved0: u16 = 0,
-    seq: u64,
-    unix_ms: u64,
-    page_size: u32,
-    db_size: u32,
-    n_pages: u32,
-    wal_salt1: u32,
-    wal_salt2: u32,
-    wal_commit_frame: u32,
-    flags: u32,
-    reserved1: u32 = 0,
-    /// headerCheck of the 56 bytes before it.
-    check: u32,
-    reserved2: u32 = 0,
-
-    const checked_len = @offsetOf(RecordHeader, "check");
-};
-
-/// The materialisation slot's bytes.
-pub const MatSlot = extern struct {
-    /// 0: in the WAL; else the offset of the copy in `pages`, plus one.
-    at: u64,
-    hash: u64,
-    /// Mat.checkOf(at, hash, seq).
-    check: u64,
-};
-
-pub const Trailer = extern struct {
-    magic: u32,
-    seq_low: u32,
-};
-
-pub const Record = extern struct {
-    header: RecordHeader,
-    mat: MatSlot,
-    trailer: Trailer,
-};
-
-pub const header_size = @sizeOf(RecordHeader);
-pub const mat_size = @sizeOf(MatSlot);
-pub const trailer_size = @sizeOf(Trailer);
-pub const record_size = @sizeOf(Record);
-
-comptime {
-    std.debug.assert(header_size == 64);
-    std.debug.assert(@offsetOf(RecordHeader, "version") == 4);
-    std.debug.assert(@offsetOf(RecordHeader, "seq") == 8);
-    std.debug.assert(@offsetOf(RecordHeader, "unix_ms") == 16);
-    std.debug.assert(@offsetOf(RecordHeader, "page_size") == 24);
-    std.debug.assert(@offsetOf(RecordHeader, "db_size") == 28);
-    std.debug.assert(@offsetOf(RecordHeader, "n_pages") == 32);
-    std.debug.assert(@offsetOf(RecordHeader, "wal_salt1") == 36);
-    std.debug.assert(@offsetOf(RecordHeader, "wal_salt2") == 40);
-    std.debug.assert(@offsetOf(RecordHeader, "wal_commit_frame") == 44);
-    std.debug.assert(@offsetOf(RecordHeader, "flags") == 48);
-    std.debug.assert(@offsetOf(RecordHeader, "check") == 56);
-    std.debug.assert(mat_size == 24 and @offsetOf(MatSlot, "check") == 16);
-    std.debug.assert(trailer_size == 8);
-    std.debug.assert(@offsetOf(Record, "mat") == 64);
-    std.debug.assert(@offsetOf(Record, "trailer") == 88);
-    std.debug.assert(record_size == 96);
-    // Records start at multiples of 8 and the trailer is stored with one
-    // aligned 8-byte store (spool_writer.zig).
-    std.debug.assert(@alignOf(Record) == 8 and @offsetOf(Record, "trailer") % 8 == 0);
-}
-
-/// The file's integers are little-endian whatever the host.
-fn le(v: anytype) @TypeOf(v) {
-    return std.mem.nativeToLittle(@TypeOf(v), v);
-}
-
-/// The record header's check: Wyhash, since Zig 0.17's CRC32 goes a byte at
-/// a time (about 150 ns for a header, paid at every commit and twice per
-/// record at every WAL restart).
-fn headerCheck(raw: *const RecordHeader) u32 {
-    return @truncate(std.hash.Wyhash.hash(record_magic, std.mem.asBytes(raw)[0..RecordHeader.checked_len]));
-}
-
-/// A record header as the code uses it.
-pub const Header = struct {
     seq: u64,
     unix_ms: u64,
     page_size: u32,
@@ -117,49 +41,40 @@ pub const Header = struct {
     /// flag_gap_before: transactions between the previous record and this
     /// one were not captured (seal.zig); history cannot continue across it.
     flags: u32 = 0,
+    reserved1: u32 = 0,
+    /// headerCheck of the 56 bytes before it.
+    check: u32 = 0,
+    reserved2: u32 = 0,
 
-    /// BOTTOMLESS_GAP_BEFORE of bottomless.h (checked in header_check.zig).
+    /// BOTTOMLESS_GAP_BEFORE of bottomless.h (checked in abi.zig).
     pub const flag_gap_before: u32 = 1;
+    const checked_len = @offsetOf(Header, "check");
 
     pub fn firstFrame(h: Header) u32 {
         return h.wal_commit_frame - h.n_pages + 1;
     }
 
-    pub fn encode(h: Header) RecordHeader {
-        var raw = RecordHeader{
-            .magic = le(record_magic),
-            .version = le(version),
-            .seq = le(h.seq),
-            .unix_ms = le(h.unix_ms),
-            .page_size = le(h.page_size),
-            .db_size = le(h.db_size),
-            .n_pages = le(h.n_pages),
-            .wal_salt1 = le(h.wal_salt1),
-            .wal_salt2 = le(h.wal_salt2),
-            .wal_commit_frame = le(h.wal_commit_frame),
-            .flags = le(h.flags),
-            .check = 0,
-        };
-        raw.check = le(headerCheck(&raw));
+    /// The header as the file holds it: checked, little-endian.
+    pub fn encode(h: Header) Header {
+        var raw = h;
+        raw.magic = record_magic;
+        raw.version = version;
+        raw.reserved0 = 0;
+        raw.reserved1 = 0;
+        raw.reserved2 = 0;
+        raw.check = 0;
+        toLittle(Header, &raw);
+        raw.check = std.mem.nativeToLittle(u32, headerCheck(&raw));
         return raw;
     }
 
     /// Null for anything but a well-formed header: zeros, a hole punched
     /// by an acknowledgement, a torn or damaged write.
-    pub fn decode(raw: *const RecordHeader) ?Header {
-        if (le(raw.magic) != record_magic or le(raw.version) != version) return null;
-        if (le(raw.check) != headerCheck(raw)) return null;
-        const h = Header{
-            .seq = le(raw.seq),
-            .unix_ms = le(raw.unix_ms),
-            .page_size = le(raw.page_size),
-            .db_size = le(raw.db_size),
-            .n_pages = le(raw.n_pages),
-            .wal_salt1 = le(raw.wal_salt1),
-            .wal_salt2 = le(raw.wal_salt2),
-            .wal_commit_frame = le(raw.wal_commit_frame),
-            .flags = le(raw.flags),
-        };
+    pub fn decode(raw: *const Header) ?Header {
+        var h = raw.*;
+        toLittle(Header, &h); // little to native: the same swap
+        if (h.magic != record_magic or h.version != version) return null;
+        if (h.check != headerCheck(raw)) return null;
         if (h.page_size < 512 or h.page_size > 65536 or h.n_pages == 0 or h.n_pages > h.wal_commit_frame) return null;
         return h;
     }
@@ -176,36 +91,95 @@ pub const Header = struct {
 
 /// A record's slot: where its pages are. A slot that fails its check (never
 /// written, or torn by a crash) reads as "still in the WAL".
-pub const Mat = struct {
+pub const Mat = extern struct {
     /// 0: in the WAL; else the offset of the copy in `pages`, plus one.
     at: u64 = 0,
     /// PayloadHash of the copy, seeded with the record's seq.
     hash: u64 = 0,
+    /// checkOf(at, hash) bound to the record's seq, so a slot of another
+    /// record never passes.
+    check: u64 = 0,
 
-    fn checkOf(raw: *const MatSlot, seq: u64) u64 {
-        return std.hash.Wyhash.hash(mat_magic ^ seq, std.mem.asBytes(raw)[0..@offsetOf(MatSlot, "check")]);
+    fn checkOf(raw: *const Mat, seq: u64) u64 {
+        return std.hash.Wyhash.hash(mat_magic ^ seq, std.mem.asBytes(raw)[0..@offsetOf(Mat, "check")]);
     }
 
-    pub fn encode(m: Mat, seq: u64) MatSlot {
-        var raw = MatSlot{ .at = le(m.at), .hash = le(m.hash), .check = 0 };
-        raw.check = le(checkOf(&raw, seq));
+    pub fn encode(m: Mat, seq: u64) Mat {
+        var raw = Mat{ .at = m.at, .hash = m.hash };
+        toLittle(Mat, &raw);
+        raw.check = std.mem.nativeToLittle(u64, checkOf(&raw, seq));
         return raw;
     }
 
-    pub fn decode(raw: *const MatSlot, seq: u64) Mat {
-        const at = le(raw.at);
-        if (at == 0 or le(raw.check) != checkOf(raw, seq)) return .{};
-        return .{ .at = at, .hash = le(raw.hash) };
+    pub fn decode(raw: *const Mat, seq: u64) Mat {
+        var m = raw.*;
+        toLittle(Mat, &m);
+        if (m.at == 0 or m.check != checkOf(raw, seq)) return .{};
+        return m;
     }
 };
 
+pub const Trailer = extern struct {
+    magic: u32,
+    seq_low: u32,
+};
+
+pub const Record = extern struct {
+    header: Header,
+    mat: Mat,
+    trailer: Trailer,
+};
+
+pub const header_size = @sizeOf(Header);
+pub const mat_size = @sizeOf(Mat);
+pub const trailer_size = @sizeOf(Trailer);
+pub const record_size = @sizeOf(Record);
+
+comptime {
+    std.debug.assert(header_size == 64);
+    std.debug.assert(@offsetOf(Header, "version") == 4);
+    std.debug.assert(@offsetOf(Header, "seq") == 8);
+    std.debug.assert(@offsetOf(Header, "unix_ms") == 16);
+    std.debug.assert(@offsetOf(Header, "page_size") == 24);
+    std.debug.assert(@offsetOf(Header, "db_size") == 28);
+    std.debug.assert(@offsetOf(Header, "n_pages") == 32);
+    std.debug.assert(@offsetOf(Header, "wal_salt1") == 36);
+    std.debug.assert(@offsetOf(Header, "wal_salt2") == 40);
+    std.debug.assert(@offsetOf(Header, "wal_commit_frame") == 44);
+    std.debug.assert(@offsetOf(Header, "flags") == 48);
+    std.debug.assert(@offsetOf(Header, "check") == 56);
+    std.debug.assert(mat_size == 24 and @offsetOf(Mat, "check") == 16);
+    std.debug.assert(trailer_size == 8);
+    std.debug.assert(@offsetOf(Record, "mat") == 64);
+    std.debug.assert(@offsetOf(Record, "trailer") == 88);
+    std.debug.assert(record_size == 96);
+    // Records start at multiples of 8 and the trailer is stored with one
+    // aligned 8-byte store (spool_writer.zig).
+    std.debug.assert(@alignOf(Record) == 8 and @offsetOf(Record, "trailer") % 8 == 0);
+}
+
+/// The file's integers are little-endian whatever the host: a no-op on
+/// little-endian hosts, a swap of every field (either way) on others.
+fn toLittle(comptime T: type, v: *T) void {
+    if (builtin.cpu.arch.endian() == .big) std.mem.byteSwapAllFields(T, v);
+}
+
+/// The record header's check: Wyhash, since Zig 0.17's CRC32 goes a byte at
+/// a time (about 150 ns for a header, paid at every commit and twice per
+/// record at every WAL restart).
+fn headerCheck(raw: *const Header) u32 {
+    return @truncate(std.hash.Wyhash.hash(record_magic, std.mem.asBytes(raw)[0..Header.checked_len]));
+}
+
 pub fn trailerOf(seq: u64) Trailer {
-    return .{ .magic = le(trailer_magic), .seq_low = le(@as(u32, @truncate(seq))) };
+    var t = Trailer{ .magic = trailer_magic, .seq_low = @truncate(seq) };
+    toLittle(Trailer, &t);
+    return t;
 }
 
 /// A fresh record: its header, an empty slot (pages in the WAL), its trailer.
 pub fn encodeRecord(h: Header) Record {
-    return .{ .header = h.encode(), .mat = std.mem.zeroes(MatSlot), .trailer = trailerOf(h.seq) };
+    return .{ .header = h.encode(), .mat = .{}, .trailer = trailerOf(h.seq) };
 }
 
 /// What the writer remembers of the newest record, to continue the sequence
@@ -236,7 +210,7 @@ pub fn readHeader(fd: fileio.Fd, offset: u64, file_size: u64) Error!?Header {
 
 /// The slot of the record at offset, whose seq is `seq`.
 pub fn readMat(fd: fileio.Fd, offset: u64, seq: u64) Error!Mat {
-    var raw: MatSlot = undefined;
+    var raw: Mat = undefined;
     if (try fileio.preadAll(fd, std.mem.asBytes(&raw), offset + @offsetOf(Record, "mat")) != mat_size) return .{};
     return Mat.decode(&raw, seq);
 }
@@ -263,7 +237,10 @@ test "records are byte for byte what format version 4 wrote" {
 test "a record decodes to what was encoded, its slot only under its own seq" {
     var rec: Record = undefined;
     _ = try std.fmt.hexToBytes(std.mem.asBytes(&rec), sample_bytes);
-    try testing.expectEqual(sample, decodeComplete(&rec).?);
+    var d = decodeComplete(&rec).?;
+    try testing.expect(d.check != 0);
+    d.check = 0;
+    try testing.expectEqual(sample, d);
     const m = Mat.decode(&rec.mat, sample.seq);
     try testing.expectEqual(@as(u64, 4097), m.at);
     try testing.expectEqual(@as(u64, 0x1122334455667788), m.hash);

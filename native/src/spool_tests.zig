@@ -122,7 +122,7 @@ test "a damaged record with a good one after it is corruption, not the end" {
     defer w.deinit();
     try appendCommits(&w, 3);
     // One bit of record 2's commit time: its header check fails.
-    try damage(s.path(), record_size + @offsetOf(format.RecordHeader, "unix_ms"), 0x01);
+    try damage(s.path(), record_size + @offsetOf(format.Header, "unix_ms"), 0x01);
     var r = try Reader.open(testing.allocator, s.path());
     defer r.close();
     try testing.expectEqual(@as(u64, 1), (try r.next(0)).?.seq);
