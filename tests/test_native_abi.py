@@ -48,6 +48,22 @@ def test_zig_imports_are_at_file_scope(repo_root: Path) -> None:
     assert misplaced == []
 
 
+def test_zig_files_import_each_other_without_a_cycle(repo_root: Path) -> None:
+    src = repo_root / "native" / "src"
+    imports = {p.name: set(re.findall(r'@import\("(\w+\.zig)"\)', p.read_text())) for p in src.glob("*.zig")}
+    done: set[str] = set()
+
+    def visit(name: str, path: list[str]) -> None:
+        for dep in sorted(imports.get(name, ())):
+            assert dep not in path, f"import cycle: {' -> '.join([*path, dep])}"
+            if dep not in done:
+                visit(dep, [*path, dep])
+        done.add(name)
+
+    for name in sorted(imports):
+        visit(name, [name])
+
+
 def test_the_header_is_the_one_built_with_the_library() -> None:
     lib = Path(extension_path()).resolve()
     header = Path(header_of(str(lib)))

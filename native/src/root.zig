@@ -146,8 +146,10 @@ pub export fn bottomless_spool_start(s: ?*Spool, offset: ?*u64) c_int {
 
 const Record = abi.Record;
 
-/// The full header of the record the caller names, re-read and checked (the
-/// C struct carries only what the replicator needs).
+/// The full header of the record the caller hands back (the struct
+/// bottomless_spool_next filled in; it carries only what the replicator
+/// reads). Checked against the spool at the boundary: a restore can replace
+/// the spool between reading a record and acknowledging it.
 fn headerOf(r: *Spool, rec: *const Record) status.Error!spool.Header {
     const h = (try r.next(rec.offset)) orelse {
         status.set("no record at spool offset {d}", .{rec.offset});
