@@ -32,7 +32,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from bottomless import catalog, layout, objects, server_features
-from bottomless._native import CORRUPT
 from bottomless.config import Config
 from bottomless.crypto import Cipher, encryption_metadata
 from bottomless.errors import BadCredentials, BottomlessError, NativeError, S3Error
@@ -571,7 +570,7 @@ class Replicator:
         try:
             return self._ship_records(records_only)
         except NativeError as exc:
-            if exc.code != CORRUPT:
+            if not exc.corrupt:
                 raise
             # Pages of a transaction are gone (dropped at the side folder's
             # limit, or the WAL was reset behind the extension's back): what
