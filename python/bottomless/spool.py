@@ -98,25 +98,16 @@ class Spool:
 
     def frames_run(self, records: list[Record], chain: Chain) -> tuple[bytearray, Chain]:
         """All pages of ``records`` (consecutive in the spool) as WAL frames
-        continuing ``chain``: one native call for a whole batch, written
-        straight into the returned buffer (no copy under the GIL)."""
-        size = sum(rec.n_pages * frame_size(rec.page_size) for rec in records)
-        out = bytearray(size)
-        buf = self.native.ffi.from_buffer("uint8_t[]", out, require_writable=True)
-        written = self.native.ffi.new("size_t *")
+        continuing ``chain``: one native call for a whole batch."""
         for attempt in range(BUSY_RETRIES):
-            c = self.native._chain_in(chain)
-            code = self.native.check(
-                self.native.lib.bottomless_spool_frames_run(
-                    self._h(), records[0].offset, len(records), c, buf, size, written
-                ),
-                f"reading the pages of transactions {records[0].seq}-{records[-1].seq}",
-            )
-            if code != BUSY:
-                del out[int(written[0]) :]
-                return out, self.native._chain_out(c)
+            got = self.native.spool_frames_run(self._h(), records, chain)
+            if got is not None:
+                return got
             time.sleep(0.001 * (attempt + 1))
-        raise NativeError(BUSY, f"the WAL frames of transactions {records[0].seq}-{records[-1].seq} stayed unreadable")
+        raise NativeError(
+            self.native.lib.BOTTOMLESS_BUSY,
+            f"the WAL frames of transactions {records[0].seq}-{records[-1].seq} stayed unreadable",
+        )
 
     def ack(self, rec: Record) -> None:
         """Everything up to and including ``rec`` is safe in S3."""
@@ -125,12 +116,7 @@ class Spool:
     def seq_at(self, salt1: int, salt2: int, mx_frame: int, before_seq: int) -> int | None:
         """The seq of the newest commit a read transaction with this view of
         the WAL sees (None: the spool cannot say yet; retry)."""
-        out = self.native.ffi.new("uint64_t *")
-        code = self.native.check(
-            self.native.lib.bottomless_spool_seq_at(self._h(), salt1, salt2, mx_frame, before_seq, out),
-            "tying a snapshot to the spool",
-        )
-        return None if code == BUSY else int(out[0])
+        return self.native.spool_seq_at(self._h(), salt1, salt2, mx_frame, before_seq)
 
     def stats(self) -> SpoolStats:
         return self.native.spool_stats(self._h())
