@@ -7,6 +7,8 @@ const vfs = @import("vfs.zig");
 const libsql = @import("libsql.zig");
 const spool = @import("spool.zig");
 const walfmt = @import("walfmt.zig");
+const frames_run = @import("frames_run.zig");
+const snapshot_point = @import("snapshot_point.zig");
 const restore = @import("restore.zig");
 const status = @import("status.zig");
 const log = @import("log.zig");
@@ -195,7 +197,7 @@ pub export fn bottomless_spool_frames_run(s: ?*Spool, offset: u64, count: u64, c
     const ch = chain orelse return misuse("chain is NULL");
     const o = out orelse return misuse("out is NULL");
     const w = written orelse return misuse("written is NULL");
-    w.* = @import("frames_run.zig").framesRun(r, offset, count, ch, o[0..cap]) catch |e| switch (e) {
+    w.* = frames_run.framesRun(r, offset, count, ch, o[0..cap]) catch |e| switch (e) {
         error.Busy => {
             status.set("the WAL is being rewritten; try again", .{});
             return status.BUSY;
@@ -229,7 +231,7 @@ pub export fn bottomless_spool_seq_at(s: ?*Spool, salt1: u32, salt2: u32, mx_fra
     status.clear();
     const r = s orelse return misuse("spool is NULL");
     const o = out orelse return misuse("out is NULL");
-    const seq = @import("snapshot_point.zig").seqAt(r, .{ .salt1 = salt1, .salt2 = salt2, .mx_frame = mx_frame }, before_seq) catch |e| return fail(e);
+    const seq = snapshot_point.seqAt(r, .{ .salt1 = salt1, .salt2 = salt2, .mx_frame = mx_frame }, before_seq) catch |e| return fail(e);
     o.* = seq orelse return status.BUSY;
     return status.OK;
 }
@@ -287,6 +289,7 @@ const all_files = struct {
     pub const capture = @import("capture.zig");
     pub const copier = @import("copier.zig");
     pub const fileio = @import("fileio.zig");
+    pub const frames_run = @import("frames_run.zig");
     pub const abi = @import("abi.zig");
     pub const libsql = @import("libsql.zig");
     pub const log = @import("log.zig");
@@ -296,6 +299,7 @@ const all_files = struct {
     pub const restore = @import("restore.zig");
     pub const seal = @import("seal.zig");
     pub const sidefolder = @import("sidefolder.zig");
+    pub const snapshot_point = @import("snapshot_point.zig");
     pub const spool = @import("spool.zig");
     pub const spool_ack = @import("spool_ack.zig");
     pub const spool_chunks = @import("spool_chunks.zig");

@@ -2,6 +2,7 @@
 //! forwarded untouched; the -wal file of a database additionally feeds
 //! capture, and the main file reports when the WAL write lock is taken.
 const std = @import("std");
+const native_endian = @import("builtin").cpu.arch.endian();
 const sqlite = @import("sqlite.zig");
 const capture = @import("capture.zig");
 const spool = @import("spool.zig");
@@ -327,7 +328,7 @@ fn readView(shm0: ?*anyopaque) ReadView {
     for (&hdr, 0..) |*b, i| b.* = p[i];
     if (hdr[12] == 0) return .{}; // isInit
     return .{
-        .mx_frame = std.mem.readInt(u32, hdr[16..20], @import("builtin").cpu.arch.endian()),
+        .mx_frame = std.mem.readInt(u32, hdr[16..20], native_endian),
         // aSalt holds the WAL header's bytes as they are in the file.
         .salt1 = std.mem.readInt(u32, hdr[32..36], .big),
         .salt2 = std.mem.readInt(u32, hdr[36..40], .big),
