@@ -2,7 +2,8 @@
 //! forwarded untouched; the -wal file of a database additionally feeds
 //! capture, and the main file reports when the WAL write lock is taken.
 const std = @import("std");
-const native_endian = @import("builtin").cpu.arch.endian();
+const builtin = @import("builtin");
+const native_endian = builtin.cpu.arch.endian();
 const sqlite = @import("sqlite.zig");
 const capture = @import("capture.zig");
 const spool = @import("spool.zig");
