@@ -16,6 +16,7 @@ pub const SqliteFns = extern struct {
     vfs_find: ?*const anyopaque,
     vfs_register: ?*const anyopaque,
     database_file_object: ?*const anyopaque,
+    malloc: ?*const anyopaque,
 };
 
 /// bottomless_record: what the replicator reads of a record, and hands

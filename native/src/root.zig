@@ -7,6 +7,8 @@ const vfs = @import("vfs.zig");
 const libsql = @import("libsql.zig");
 const spool = @import("spool.zig");
 const walfmt = @import("walfmt.zig");
+const frames_run = @import("frames_run.zig");
+const snapshot_point = @import("snapshot_point.zig");
 const restore = @import("restore.zig");
 const status = @import("status.zig");
 const log = @import("log.zig");
@@ -97,6 +99,7 @@ pub export fn bottomless_register_vfs(fns: ?*const SqliteFns) c_int {
         .vfs_find = @ptrCast(@alignCast(find)),
         .vfs_register = @ptrCast(@alignCast(reg)),
         .database_file_object = if (f.database_file_object) |d| @ptrCast(@alignCast(d)) else null,
+        .malloc = if (f.malloc) |p| @ptrCast(@alignCast(p)) else null,
     }) catch |e| return fail(e);
     // This host (the Python package) runs its own replicator.
     autostart.disable();
@@ -188,6 +191,22 @@ pub export fn bottomless_spool_frames(s: ?*Spool, rec: ?*const Record, first: u3
     return status.OK;
 }
 
+pub export fn bottomless_spool_frames_run(s: ?*Spool, offset: u64, count: u64, chain: ?*walfmt.Chain, out: ?[*]u8, cap: usize, written: ?*usize) c_int {
+    status.clear();
+    const r = s orelse return misuse("spool is NULL");
+    const ch = chain orelse return misuse("chain is NULL");
+    const o = out orelse return misuse("out is NULL");
+    const w = written orelse return misuse("written is NULL");
+    w.* = frames_run.framesRun(r, offset, count, ch, o[0..cap]) catch |e| switch (e) {
+        error.Busy => {
+            status.set("the WAL is being rewritten; try again", .{});
+            return status.BUSY;
+        },
+        else => |other| return fail(other),
+    };
+    return status.OK;
+}
+
 pub export fn bottomless_spool_ack(s: ?*Spool, rec: ?*const Record) c_int {
     status.clear();
     const r = s orelse return misuse("spool is NULL");
@@ -205,6 +224,15 @@ pub export fn bottomless_spool_stats(s: ?*Spool, out: ?*Stats) c_int {
     const o = out orelse return misuse("out is NULL");
     const st = r.stats() catch |e| return fail(e);
     o.* = .{ .records = st.records, .bytes = st.bytes, .disk_bytes = st.disk_bytes, .oldest_unix_ms = st.oldest_unix_ms, .last_seq = st.last_seq, .acked_seq = st.acked_seq, .gaps = st.gaps, .dropped_seq = st.dropped_seq };
+    return status.OK;
+}
+
+pub export fn bottomless_spool_seq_at(s: ?*Spool, salt1: u32, salt2: u32, mx_frame: u32, before_seq: u64, out: ?*u64) c_int {
+    status.clear();
+    const r = s orelse return misuse("spool is NULL");
+    const o = out orelse return misuse("out is NULL");
+    const seq = snapshot_point.seqAt(r, .{ .salt1 = salt1, .salt2 = salt2, .mx_frame = mx_frame }, before_seq) catch |e| return fail(e);
+    o.* = seq orelse return status.BUSY;
     return status.OK;
 }
 
@@ -261,6 +289,7 @@ const all_files = struct {
     pub const capture = @import("capture.zig");
     pub const copier = @import("copier.zig");
     pub const fileio = @import("fileio.zig");
+    pub const frames_run = @import("frames_run.zig");
     pub const abi = @import("abi.zig");
     pub const libsql = @import("libsql.zig");
     pub const log = @import("log.zig");
@@ -270,6 +299,7 @@ const all_files = struct {
     pub const restore = @import("restore.zig");
     pub const seal = @import("seal.zig");
     pub const sidefolder = @import("sidefolder.zig");
+    pub const snapshot_point = @import("snapshot_point.zig");
     pub const spool = @import("spool.zig");
     pub const spool_ack = @import("spool_ack.zig");
     pub const spool_chunks = @import("spool_chunks.zig");

@@ -31,6 +31,7 @@ void *sqlite3_vfs_find(const char *);
 int sqlite3_vfs_register(void *, int);
 void *sqlite3_database_file_object(const char *);
 int sqlite3_libversion_number(void);
+void *sqlite3_malloc(int);
 """
 _DATABASE_FILE_OBJECT_SINCE = 3031000
 
@@ -175,6 +176,7 @@ class Native:
             if sqlite.sqlite3_libversion_number() >= _DATABASE_FILE_OBJECT_SINCE
             else self.ffi.NULL
         )
+        fns.malloc = addr("sqlite3_malloc")
         self.check(self.lib.bottomless_register_vfs(fns), "registering the bottomless VFS")
 
     # -- spool --------------------------------------------------------------
@@ -214,6 +216,33 @@ class Native:
         if code == self.lib.BOTTOMLESS_BUSY:
             return None
         return bytes(self.ffi.buffer(buf, size)), self._chain_out(c)
+
+    def spool_frames_run(self, handle: Any, records: list[Record], chain: Chain) -> tuple[bytearray, Chain] | None:
+        """All pages of ``records`` (consecutive in the spool) as WAL frames
+        continuing ``chain``, in one call written straight into the returned
+        buffer (no per-record call or copy under the GIL); None on BUSY."""
+        size = sum(rec.n_pages * frame_size(rec.page_size) for rec in records)
+        out = bytearray(size)
+        buf = self.ffi.from_buffer("uint8_t[]", out, require_writable=True)
+        written = self.ffi.new("size_t *")
+        c = self._chain_in(chain)
+        code = self.check(
+            self.lib.bottomless_spool_frames_run(handle, records[0].offset, len(records), c, buf, size, written),
+            f"reading the pages of transactions {records[0].seq}-{records[-1].seq}",
+        )
+        if code == self.lib.BOTTOMLESS_BUSY:
+            return None
+        del out[int(written[0]) :]
+        return out, self._chain_out(c)
+
+    def spool_seq_at(self, handle: Any, salt1: int, salt2: int, mx_frame: int, before_seq: int) -> int | None:
+        """bottomless_spool_seq_at; None on BUSY (the spool cannot say yet)."""
+        out = self.ffi.new("uint64_t *")
+        code = self.check(
+            self.lib.bottomless_spool_seq_at(handle, salt1, salt2, mx_frame, before_seq, out),
+            "tying a snapshot to the spool",
+        )
+        return None if code == self.lib.BOTTOMLESS_BUSY else int(out[0])
 
     def spool_ack(self, handle: Any, rec: Record) -> None:
         self.check(self.lib.bottomless_spool_ack(handle, rec.raw), f"acknowledging {rec.seq}")

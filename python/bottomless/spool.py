@@ -96,9 +96,27 @@ class Spool:
             time.sleep(0.001 * (attempt + 1))
         raise NativeError(self.native.lib.BOTTOMLESS_BUSY, f"the WAL frames of transaction {rec.seq} stayed unreadable")
 
+    def frames_run(self, records: list[Record], chain: Chain) -> tuple[bytearray, Chain]:
+        """All pages of ``records`` (consecutive in the spool) as WAL frames
+        continuing ``chain``: one native call for a whole batch."""
+        for attempt in range(BUSY_RETRIES):
+            got = self.native.spool_frames_run(self._h(), records, chain)
+            if got is not None:
+                return got
+            time.sleep(0.001 * (attempt + 1))
+        raise NativeError(
+            self.native.lib.BOTTOMLESS_BUSY,
+            f"the WAL frames of transactions {records[0].seq}-{records[-1].seq} stayed unreadable",
+        )
+
     def ack(self, rec: Record) -> None:
         """Everything up to and including ``rec`` is safe in S3."""
         self.native.spool_ack(self._h(), rec)
+
+    def seq_at(self, salt1: int, salt2: int, mx_frame: int, before_seq: int) -> int | None:
+        """The seq of the newest commit a read transaction with this view of
+        the WAL sees (None: the spool cannot say yet; retry)."""
+        return self.native.spool_seq_at(self._h(), salt1, salt2, mx_frame, before_seq)
 
     def stats(self) -> SpoolStats:
         return self.native.spool_stats(self._h())
