@@ -26,7 +26,9 @@ overstate Litestream's lag, by at most one sync interval, for those commits.
 
 All connections use ``synchronous=NORMAL`` and SQLite's default
 autocheckpoint (``--ls-no-autocheckpoint`` turns it off for Litestream's
-writer: with it on, Litestream 0.5.17 can restore a corrupt database); every workload is seeded, so
+writer). Litestream's replica is waited for by polling ``litestream ltx``
+(s3bench.Litestream.wait_replicated), never ``litestream sync -wait``, which
+in 0.5.17 lets later restores come out wrong (litestream_sync_wait.py); every workload is seeded, so
 both tools' databases end with the same rows.
 
     PYTHONPATH=python python bench/compare.py                      # ~5 minutes
@@ -308,7 +310,7 @@ def run_litestream(server: S3Server, work: Path, w: Workload, args: argparse.Nam
         w.setup(conn)
         rng = random.Random(1)
         r.burst_tps = burst(conn, w, rng, int(w.burst_txs * args.scale))
-        ls.sync(timeout=300)
+        ls.wait_replicated(timeout=300)
         time.sleep(1.5)
         sampler.start()
         count = int(w.rate * args.steady_seconds)

@@ -195,6 +195,9 @@ def litestream_version() -> str:
     return subprocess.run([litestream_binary(), "version"], capture_output=True, text=True).stdout.strip()
 
 
+LITESTREAM_SYNC_SECS = 1.0  # its default sync interval, which the configuration keeps
+
+
 class Litestream:
     """One database replicated by ``litestream replicate`` to ``bucket``/``prefix``."""
 
@@ -245,24 +248,54 @@ class Litestream:
                 raise RuntimeError(f"litestream did not start; see {self.logfile}:\n{self.logfile.read_text()[-2000:]}")
             time.sleep(0.05)
 
+    def wait_replicated(self, timeout: float = 120) -> None:
+        """Return once the replica holds every transaction committed before
+        the call, the way Litestream 0.5's documentation offers: its
+        ``ltx`` command lists the replica's LTX files with their TXIDs.
+
+        Litestream reads the WAL once per sync interval: after one and a
+        half intervals its local level-0 files hold every earlier commit;
+        then the replica's newest TXID must reach theirs. (Not ``litestream
+        sync -wait``: in 0.5.17 it cancels the context holding Litestream's
+        long-running read transaction, after which the application's
+        autocheckpoint restarts the WAL under it and restores come back
+        corrupt or stale; see the README.)"""
+        time.sleep(1.5 * LITESTREAM_SYNC_SECS)
+        target = self.local_txid()
+        deadline = time.monotonic() + timeout
+        while (held := self.replica_txid()) < target:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"litestream's replica holds TXID {held:x} after {timeout:.0f}s, not {target:x}")
+            time.sleep(0.2)
+
     def sync(self, timeout: float = 120) -> None:
-        """Force a sync and wait until it reached the replica."""
+        """``litestream sync -wait``: force a sync and wait for it (restore.py,
+        for one LTX file per update; compare.py uses wait_replicated)."""
         subprocess.run(
-            [
-                litestream_binary(),
-                "sync",
-                "-wait",
-                "-timeout",
-                str(int(timeout)),
-                "-socket",
-                str(self.socket),
-                str(self.db),
-            ],
+            [litestream_binary(), "sync", "-wait", "-timeout", str(int(timeout)),
+             "-socket", str(self.socket), str(self.db)],  # fmt: skip
             check=True,
             capture_output=True,
             env=self.env(),
             timeout=timeout + 10,
         )
+
+    def local_txid(self) -> int:
+        """Newest TXID in Litestream's local level-0 files (MIN-MAX.ltx)."""
+        names = [name for name, _ in self.local_ltx()]
+        return max((int(n.removesuffix(".ltx").split("-")[1], 16) for n in names), default=0)
+
+    def replica_txid(self) -> int:
+        """Newest TXID among the replica's LTX files, at any level."""
+        out = subprocess.run(
+            [litestream_binary(), "ltx", "-json", "-level", "all", "-config", str(self.config), str(self.db)],
+            check=True,
+            capture_output=True,
+            text=True,
+            env=self.env(),
+            timeout=60,
+        ).stdout
+        return max((int(f["max_txid"], 16) for f in json.loads(out or "[]")), default=0)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -3,7 +3,9 @@
  *
  * This is the only boundary between the Zig core and its callers (the Python
  * replicator binds it with cffi in ABI mode, so keep it free of preprocessor
- * logic other than #define of integer constants). Plain C types only; every
+ * logic other than #define of integer constants). The Zig build translates
+ * it and checks the core's structs and constants against it at compile
+ * time (native/src/header_check.zig). Plain C types only; every
  * function returns an integer status and leaves a message for
  * bottomless_last_error() on failure. No function ever unwinds into the caller.
  *
@@ -19,15 +21,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BOTTOMLESS_OK 0
-#define BOTTOMLESS_DONE 1      /* no complete record at that position (yet) */
-#define BOTTOMLESS_BUSY 2      /* SQLite is rewriting that part of the WAL: retry shortly */
-#define BOTTOMLESS_ERROR -1    /* generic failure, see bottomless_last_error() */
-#define BOTTOMLESS_CORRUPT -2  /* checksum, salt or format mismatch */
-#define BOTTOMLESS_NOMEM -3
-#define BOTTOMLESS_IO -4       /* the operating system refused a read/write */
-#define BOTTOMLESS_MISUSE -5   /* bad argument */
-#define BOTTOMLESS_BUFFER -6   /* output buffer too small */
+/* Status codes: every function that returns int returns one of these.
+ * Defined here only; the Zig core (status.zig) and the Python binding
+ * (_native.py) read them from this header. */
+enum bottomless_status {
+  BOTTOMLESS_OK = 0,
+  BOTTOMLESS_DONE = 1,      /* no complete record at that position (yet) */
+  BOTTOMLESS_BUSY = 2,      /* SQLite is rewriting that part of the WAL: retry shortly */
+  BOTTOMLESS_ERROR = -1,    /* generic failure, see bottomless_last_error() */
+  BOTTOMLESS_CORRUPT = -2,  /* checksum, salt or format mismatch */
+  BOTTOMLESS_NOMEM = -3,
+  BOTTOMLESS_IO = -4,       /* the operating system refused a read/write */
+  BOTTOMLESS_MISUSE = -5,   /* bad argument */
+  BOTTOMLESS_BUFFER = -6    /* output buffer too small */
+};
 
 #define BOTTOMLESS_GAP_BEFORE 1 /* bottomless_record.flags */
 
@@ -47,6 +54,8 @@ typedef struct bottomless_sqlite_fns {
   void *vfs_find;             /* sqlite3_vfs *(*)(const char *)           */
   void *vfs_register;         /* int (*)(sqlite3_vfs *, int make_default) */
   void *database_file_object; /* sqlite3_file *(*)(const char *)          */
+  void *malloc;               /* void *(*)(int): sqlite3_malloc, for the answer of
+                                 PRAGMA bottomless_read_position (NULL: no answer) */
 } bottomless_sqlite_fns;
 int bottomless_register_vfs(const bottomless_sqlite_fns *fns);
 
@@ -92,8 +101,6 @@ typedef struct bottomless_stats {
                               LIBSQL_BOTTOMLESS_SPOOL_MAX_BYTES (0: none pending) */
 } bottomless_stats;
 
-/* Writes "<db_path>-bottomless" (NUL-terminated) into out. */
-int bottomless_spool_dir(const char *db_path, char *out, size_t cap);
 /* Opens (creating if needed) the spool of a database for reading/acking. */
 int bottomless_spool_open(const char *db_path, bottomless_spool **out);
 void bottomless_spool_close(bottomless_spool *spool);
@@ -118,15 +125,32 @@ int bottomless_spool_next(bottomless_spool *spool, uint64_t offset, bottomless_r
 int bottomless_spool_frames(bottomless_spool *spool, const bottomless_record *rec,
                             uint32_t first, uint32_t count, bottomless_chain *chain,
                             uint8_t *out, size_t cap);
+/*
+ * The pages of the count consecutive records starting at offset, as WAL
+ * frames continuing chain, back to back (what bottomless_spool_frames gives
+ * for each in turn). *written gets the bytes; BUSY leaves chain unchanged.
+ */
+int bottomless_spool_frames_run(bottomless_spool *spool, uint64_t offset, uint64_t count,
+                                bottomless_chain *chain, uint8_t *out, size_t cap, size_t *written);
 /* Everything up to and including rec is in S3: its disk space may go. */
 int bottomless_spool_ack(bottomless_spool *spool, const bottomless_record *rec);
 int bottomless_spool_stats(bottomless_spool *spool, bottomless_stats *out);
 /*
+ * The seq of the newest commit a read transaction sees, given its view of
+ * the WAL (salts and mxFrame, from PRAGMA bottomless_read_position on a
+ * connection opened through the bottomless VFS) and the spool's newest seq
+ * read before that transaction began. BUSY: the spool does not cover that
+ * view yet (or has acknowledged past it); retry with a new transaction.
+ */
+int bottomless_spool_seq_at(bottomless_spool *spool, uint32_t salt1, uint32_t salt2,
+                            uint32_t mx_frame, uint64_t before_seq, uint64_t *seq);
+/*
  * Appends to the spool every transaction committed in the WAL that the spool
  * lacks (after a crash between the WAL write and the spool append), and
  * drops a torn last record. The caller must hold the database's WAL write
- * lock (e.g. BEGIN IMMEDIATE on a connection opened through the bottomless
- * VFS). *appended gets the count.
+ * lock. (The extension does this itself where SQLite already holds that
+ * lock: at a writer's next transaction and after WAL recovery.) *appended
+ * gets the count.
  */
 int bottomless_spool_reconcile(bottomless_spool *spool, uint64_t *appended);
 

@@ -20,7 +20,7 @@ fn bytes(p: ?[*]const u8, len: usize) ?[]const u8 {
     return (p orelse return null)[0..len];
 }
 
-export fn bottomless_check_frames(page_size: u32, frames: ?[*]const u8, len: usize, flags: c_int, chain: ?*walfmt.Chain, last_commit: ?*i64, db_size: ?*u32) c_int {
+pub export fn bottomless_check_frames(page_size: u32, frames: ?[*]const u8, len: usize, flags: c_int, chain: ?*walfmt.Chain, last_commit: ?*i64, db_size: ?*u32) c_int {
     status.clear();
     const ch = chain orelse return misuse("chain is NULL");
     const data = bytes(frames, len) orelse return misuse("frames is NULL");
@@ -31,7 +31,7 @@ export fn bottomless_check_frames(page_size: u32, frames: ?[*]const u8, len: usi
     return status.OK;
 }
 
-export fn bottomless_write_newest(fd: c_int, page_size: u32, frames: ?[*]const u8, len: usize, bitmap: ?[*]u8, bitmap_len: usize, max_pgno: u32, written: ?*u64) c_int {
+pub export fn bottomless_write_newest(fd: c_int, page_size: u32, frames: ?[*]const u8, len: usize, bitmap: ?[*]u8, bitmap_len: usize, max_pgno: u32, written: ?*u64) c_int {
     status.clear();
     if (fd < 0) return misuse("fd is negative");
     const data = bytes(frames, len) orelse return misuse("frames is NULL");
@@ -42,7 +42,7 @@ export fn bottomless_write_newest(fd: c_int, page_size: u32, frames: ?[*]const u
     return status.OK;
 }
 
-export fn bottomless_write_image(fd: c_int, page_size: u32, first_pgno: u32, data: ?[*]const u8, len: usize, bitmap: ?[*]u8, bitmap_len: usize, max_pgno: u32, written: ?*u64) c_int {
+pub export fn bottomless_write_image(fd: c_int, page_size: u32, first_pgno: u32, data: ?[*]const u8, len: usize, bitmap: ?[*]u8, bitmap_len: usize, max_pgno: u32, written: ?*u64) c_int {
     status.clear();
     if (fd < 0) return misuse("fd is negative");
     const d = bytes(data, len) orelse return misuse("data is NULL");

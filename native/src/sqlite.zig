@@ -19,7 +19,13 @@ pub const OPEN_WAL: c_int = 0x00080000;
 
 pub const SHM_UNLOCK: c_int = 1;
 pub const SHM_LOCK: c_int = 2;
+pub const SHM_SHARED: c_int = 4;
 pub const SHM_EXCLUSIVE: c_int = 8;
+/// The shared-memory lock slots of WAL recovery and of the readers.
+pub const WAL_RECOVER_LOCK: c_int = 2;
+pub const WAL_READ_LOCK0: c_int = 3;
+pub const WAL_NREADER: c_int = 5;
+pub const FCNTL_PRAGMA: c_int = 14;
 /// Slot of the WAL writer lock in the shared-memory lock array.
 pub const WAL_WRITE_LOCK: c_int = 0;
 
@@ -80,6 +86,7 @@ pub const DatabaseFileObject = *const fn ([*:0]const u8) callconv(.c) ?*File;
 pub const LibVersionNumber = *const fn () callconv(.c) c_int;
 pub const SourceId = *const fn () callconv(.c) ?[*:0]const u8;
 pub const PrepareV2 = *const fn (*anyopaque, [*:0]const u8, c_int, *?*anyopaque, ?*?[*:0]const u8) callconv(.c) c_int;
+pub const Malloc = *const fn (c_int) callconv(.c) ?*anyopaque;
 pub const Finalize = *const fn (?*anyopaque) callconv(.c) c_int;
 
 /// sqlite3_api_routines is a long table of function pointers that only ever
@@ -89,6 +96,7 @@ pub const Api = extern struct {
 
     pub const finalize = 57;
     pub const libversion_number = 67;
+    pub const malloc = 68;
     pub const prepare_v2 = 116;
     pub const vfs_find = 141;
     pub const vfs_register = 142;
@@ -107,6 +115,9 @@ pub const Fns = struct {
     vfs_find: VfsFind,
     vfs_register: VfsRegister,
     database_file_object: ?DatabaseFileObject,
+    /// sqlite3_malloc: what a PRAGMA answered by the VFS returns must come
+    /// from the host's allocator (it frees it with sqlite3_free).
+    malloc: ?Malloc = null,
 };
 
 pub fn fnsFromApi(api: *const Api) ?Fns {
@@ -116,5 +127,6 @@ pub fn fnsFromApi(api: *const Api) ?Fns {
         .vfs_find = api.get(VfsFind, Api.vfs_find) orelse return null,
         .vfs_register = api.get(VfsRegister, Api.vfs_register) orelse return null,
         .database_file_object = if (version >= 3031000) api.get(DatabaseFileObject, Api.database_file_object) else null,
+        .malloc = api.get(Malloc, Api.malloc),
     };
 }

@@ -2,12 +2,16 @@
 //! forwarded untouched; the -wal file of a database additionally feeds
 //! capture, and the main file reports when the WAL write lock is taken.
 const std = @import("std");
+const builtin = @import("builtin");
+const native_endian = builtin.cpu.arch.endian();
 const sqlite = @import("sqlite.zig");
 const capture = @import("capture.zig");
 const spool = @import("spool.zig");
 const status = @import("status.zig");
 const log = @import("log.zig");
 const sidefolder = @import("sidefolder.zig");
+const wal_handles = @import("wal_handles.zig");
+const autostart = @import("autostart.zig");
 
 pub const name = "bottomless";
 
@@ -25,7 +29,29 @@ const BFile = extern struct {
     cap: ?*capture.WalCapture,
     main: ?*BFile,
     lib: *Registration,
+    /// Main db: its path (SQLite keeps the name alive until xClose).
+    path: ?[*:0]const u8 = null,
+    /// Main db: page 0 of the wal-index (its header), once mapped.
+    shm0: ?*anyopaque = null,
+    /// Main db: what this connection's read transaction sees of the WAL,
+    /// from the wal-index header at the moment its read lock was granted.
+    view: ReadView = .{},
+    /// Main db: this connection holds the WAL write lock, and has rebuilt
+    /// the wal-index (recovery after a crash) while holding it.
+    holds_write: bool = false,
+    recovered: bool = false,
 };
+
+/// The WAL as one read transaction sees it: the cycle (salts as in the WAL
+/// header) and the last frame it reads (mxFrame, always a commit).
+pub const ReadView = extern struct {
+    salt1: u32 = 0,
+    salt2: u32 = 0,
+    mx_frame: u32 = 0,
+    valid: bool = false,
+};
+
+pub const read_view_pragma = "bottomless_read_position";
 
 const header_bytes = std.mem.alignForward(usize, @sizeOf(BFile), 16);
 
@@ -102,12 +128,13 @@ fn xOpen(vfs: *sqlite.Vfs, zname: ?[*:0]const u8, file: *sqlite.File, flags: c_i
     const real = realOf(file);
     bf.* = .{ .base = .{ .methods = null }, .real = real, .kind = .other, .write_epoch = 0, .cap = null, .main = null, .lib = reg };
     if (flags & sqlite.OPEN_MAIN_DB != 0) {
-        if (zname) |z| @import("autostart.zig").beforeMainDbOpen(std.mem.span(z));
+        if (zname) |z| autostart.beforeMainDbOpen(std.mem.span(z));
     }
     const rc = reg.real.xOpen.?(reg.real, zname, real, flags, out_flags);
     if (rc != sqlite.OK or real.methods == null) return rc;
     if (flags & sqlite.OPEN_MAIN_DB != 0) {
         bf.kind = .main;
+        bf.path = zname;
     } else if (flags & sqlite.OPEN_WAL != 0 and zname != null) {
         const path = std.mem.span(zname.?);
         if (isWalName(path)) {
@@ -130,7 +157,7 @@ fn xOpen(vfs: *sqlite.Vfs, zname: ?[*:0]const u8, file: *sqlite.File, flags: c_i
                     if (mf.methods == &io_methods) bf.main = bfile(mf);
                 }
             }
-            @import("libsql.zig").noteWalOpened(bf);
+            wal_handles.noteOpened(bf);
         }
     }
     bf.base.methods = &io_methods;
@@ -166,7 +193,7 @@ fn ioClose(f: *sqlite.File) callconv(.c) c_int {
     const bf = bfile(f);
     const rc = m(f).xClose.?(bf.real);
     if (bf.cap) |cap| {
-        @import("libsql.zig").noteWalClosed(bf);
+        wal_handles.noteClosed(bf);
         cap.deinit();
         std.heap.c_allocator.destroy(cap);
         bf.cap = null;
@@ -216,7 +243,29 @@ fn ioCheckReservedLock(f: *sqlite.File, out: *c_int) callconv(.c) c_int {
     return m(f).xCheckReservedLock.?(bfile(f).real, out);
 }
 fn ioFileControl(f: *sqlite.File, op: c_int, arg: ?*anyopaque) callconv(.c) c_int {
-    return m(f).xFileControl.?(bfile(f).real, op, arg);
+    const bf = bfile(f);
+    if (op == sqlite.FCNTL_PRAGMA and bf.kind == .main) if (arg) |a| {
+        // azArg[0] is the answer, [1] the pragma's name, [2] its value.
+        const args: *[3]?[*:0]u8 = @ptrCast(@alignCast(a));
+        if (args[1]) |pname| if (std.ascii.eqlIgnoreCase(std.mem.span(pname), read_view_pragma)) return answerReadView(bf, args);
+    };
+    return m(f).xFileControl.?(bf.real, op, arg);
+}
+
+/// PRAGMA bottomless_read_position: "salt1 salt2 mx_frame" of the read
+/// transaction this connection is in, or "none" outside of one. A snapshot
+/// copied through that transaction is tied to the spool by it
+/// (snapshot_point.zig) without taking any lock a writer could meet.
+fn answerReadView(bf: *BFile, args: *[3]?[*:0]u8) c_int {
+    const alloc = bf.lib.fns.malloc orelse return sqlite.NOTFOUND;
+    const out: [*]u8 = @ptrCast(alloc(40) orelse return sqlite.IOERR_NOMEM);
+    const v = bf.view;
+    const text = if (v.valid)
+        std.fmt.bufPrintSentinel(out[0..40], "{d} {d} {d}", .{ v.salt1, v.salt2, v.mx_frame }, 0) catch unreachable
+    else
+        std.fmt.bufPrintSentinel(out[0..40], "none", .{}, 0) catch unreachable;
+    args[0] = text.ptr;
+    return sqlite.OK;
 }
 fn ioSectorSize(f: *sqlite.File) callconv(.c) c_int {
     return m(f).xSectorSize.?(bfile(f).real);
@@ -225,25 +274,91 @@ fn ioDeviceCharacteristics(f: *sqlite.File) callconv(.c) c_int {
     return m(f).xDeviceCharacteristics.?(bfile(f).real);
 }
 fn ioShmMap(f: *sqlite.File, pg: c_int, pgsz: c_int, extend: c_int, pp: *?*anyopaque) callconv(.c) c_int {
+    const bf = bfile(f);
     const x = m(f).xShmMap orelse return sqlite.IOERR;
-    return x(bfile(f).real, pg, pgsz, extend, pp);
+    const rc = x(bf.real, pg, pgsz, extend, pp);
+    if (rc == sqlite.OK and pg == 0) bf.shm0 = pp.*;
+    return rc;
 }
+
+fn covers(ofst: c_int, n: c_int, slot: c_int) bool {
+    return ofst <= slot and ofst + n > slot;
+}
+
 fn ioShmLock(f: *sqlite.File, ofst: c_int, n: c_int, flags: c_int) callconv(.c) c_int {
     const bf = bfile(f);
     const x = m(f).xShmLock orelse return sqlite.IOERR;
+    const exclusive = flags & sqlite.SHM_EXCLUSIVE != 0;
+    if (flags & sqlite.SHM_UNLOCK != 0) {
+        if (exclusive and bf.recovered and bf.holds_write and covers(ofst, n, sqlite.WAL_RECOVER_LOCK)) {
+            // The wal-index was rebuilt from the WAL (a writer died): the
+            // spool may lack commits the WAL holds. We still hold the write
+            // lock, so no writer can race the catch-up.
+            bf.recovered = false;
+            if (bf.path) |p| reconcileAfterRecovery(std.mem.span(p));
+        }
+        const rc = x(bf.real, ofst, n, flags);
+        if (exclusive and covers(ofst, n, sqlite.WAL_WRITE_LOCK)) {
+            bf.holds_write = false;
+            bf.recovered = false;
+        }
+        if (!exclusive and n == 1 and ofst >= sqlite.WAL_READ_LOCK0) bf.view.valid = false;
+        return rc;
+    }
     const rc = x(bf.real, ofst, n, flags);
-    const want = sqlite.SHM_LOCK | sqlite.SHM_EXCLUSIVE;
-    if (rc == sqlite.OK and flags & want == want and ofst <= sqlite.WAL_WRITE_LOCK and ofst + n > sqlite.WAL_WRITE_LOCK) {
-        bf.write_epoch +%= 1;
+    if (rc != sqlite.OK) return rc;
+    if (exclusive) {
+        if (covers(ofst, n, sqlite.WAL_WRITE_LOCK)) {
+            bf.write_epoch +%= 1;
+            bf.holds_write = true;
+        }
+        if (covers(ofst, n, sqlite.WAL_RECOVER_LOCK)) bf.recovered = true;
+    } else if (n == 1 and ofst >= sqlite.WAL_READ_LOCK0 and ofst < sqlite.WAL_READ_LOCK0 + sqlite.WAL_NREADER) {
+        bf.view = readView(bf.shm0);
     }
     return rc;
+}
+
+/// The wal-index header as SQLite left it when this read lock was granted.
+/// SQLite compares it with its own copy right after the lock and retries
+/// (another lock call, another read here) if a writer changed it meanwhile,
+/// so the last read before a read transaction proceeds is its view.
+fn readView(shm0: ?*anyopaque) ReadView {
+    const p: [*]const volatile u8 = @ptrCast(shm0 orelse return .{});
+    var hdr: [48]u8 = undefined;
+    for (&hdr, 0..) |*b, i| b.* = p[i];
+    if (hdr[12] == 0) return .{}; // isInit
+    return .{
+        .mx_frame = std.mem.readInt(u32, hdr[16..20], native_endian),
+        // aSalt holds the WAL header's bytes as they are in the file.
+        .salt1 = std.mem.readInt(u32, hdr[32..36], .big),
+        .salt2 = std.mem.readInt(u32, hdr[36..40], .big),
+        .valid = true,
+    };
+}
+
+/// Appends what the WAL holds and the spool lacks, right after SQLite's
+/// recovery and under the write lock it took for it.
+fn reconcileAfterRecovery(db_path: []const u8) void {
+    var cap = capture.WalCapture.init(db_path) catch return;
+    defer cap.deinit();
+    if (!sidefolder.exists(spool.Paths.z(&cap.writer.paths.dir))) return;
+    const n = cap.writer.reconcile(null) catch {
+        cap.problem("could not catch the spool up with the WAL after recovery", .{});
+        return;
+    };
+    cap.writer.sync() catch {};
+    if (n > 0) log.warn("recovered {d} committed transaction(s) from the WAL into the spool", .{n});
 }
 fn ioShmBarrier(f: *sqlite.File) callconv(.c) void {
     if (m(f).xShmBarrier) |x| x(bfile(f).real);
 }
 fn ioShmUnmap(f: *sqlite.File, del: c_int) callconv(.c) c_int {
+    const bf = bfile(f);
+    bf.shm0 = null;
+    bf.view.valid = false;
     const x = m(f).xShmUnmap orelse return sqlite.OK;
-    return x(bfile(f).real, del);
+    return x(bf.real, del);
 }
 fn ioFetch(f: *sqlite.File, off: i64, amt: c_int, pp: *?*anyopaque) callconv(.c) c_int {
     const mm = m(f);

@@ -17,13 +17,13 @@ CODECS = ("zstd", "gz", "raw")
 FILE_CHUNK = 1 << 20
 
 
-def compress(data: bytes, codec: str, level: int | None = None) -> bytes:
+def compress(data: bytes | bytearray, codec: str, level: int | None = None) -> bytes:
     if codec == "zstd":
         return zstandard.ZstdCompressor(level=3 if level is None else level).compress(data)
     if codec == "gz":
         return gzip.compress(data, compresslevel=6 if level is None else level, mtime=0)
     if codec == "raw":
-        return data
+        return bytes(data)
     raise CompressionError(f"unknown compression {codec!r} (expected one of {', '.join(CODECS)})")
 
 

@@ -28,7 +28,7 @@ class MergeRun:
     parts: list[bytes] = field(default_factory=list)
     size: int = 0
 
-    def add(self, first: int, last: int, unix_secs: int, frames: bytes) -> bool:
+    def add(self, first: int, last: int, unix_secs: int, frames: bytes | bytearray) -> bool:
         """Take a shipped batch; True when the run should be merged now."""
         if len(frames) > SMALL_BYTES:
             self.clear()
@@ -38,7 +38,7 @@ class MergeRun:
         if not self.parts:
             self.first = first
         self.last, self.unix_secs = last, unix_secs
-        self.parts.append(frames)
+        self.parts.append(bytes(frames))  # small: the copy is cheap
         self.size += len(frames)
         return len(self.parts) >= RUN_BATCHES or self.size >= RUN_BYTES
 

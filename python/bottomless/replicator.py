@@ -32,7 +32,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from bottomless import catalog, layout, objects, server_features
-from bottomless._native import CORRUPT
 from bottomless.config import Config
 from bottomless.crypto import Cipher, encryption_metadata
 from bottomless.errors import BadCredentials, BottomlessError, NativeError, S3Error
@@ -74,7 +73,7 @@ class _Batch:
     records: int
     frames: int
     first: int
-    raw: bytes  # the uncompressed frames, for merging
+    raw: bytes | bytearray  # the uncompressed frames, for merging
 
 
 class Replicator:
@@ -215,7 +214,9 @@ class Replicator:
             pending = self.has_pending()
             now = time.monotonic()
             if pending and first_pending is None:
-                first_pending = now
+                # From the oldest unshipped commit, not from when this loop
+                # noticed it: the interval is a promise about commits.
+                first_pending = now - self._oldest_pending_age()
             due = first_pending is not None and (
                 now - first_pending >= self.config.batch_interval_secs or self._wake.is_set()
             )
@@ -245,6 +246,11 @@ class Replicator:
                     self._warn_if_spool_large()
                     self._stop.wait(backoff)
                     continue
+                except DatabaseBusy as exc:
+                    # A snapshot could not be tied to the spool yet.
+                    log.info("%s; retrying", exc)
+                    self._stop.wait(0.2)
+                    continue
                 except BottomlessError as exc:
                     self._fail(exc)
                     return
@@ -256,7 +262,10 @@ class Replicator:
             elif not pending:
                 # flush() with nothing to ship: nothing left to hurry.
                 self._wake.clear()
-            self._wake.wait(POLL_SECS)
+            wait = POLL_SECS
+            if first_pending is not None:
+                wait = min(wait, max(0.0, first_pending + self.config.batch_interval_secs - time.monotonic()))
+            self._wake.wait(wait)
         self._final_flush(self.config.shutdown_timeout_secs)
 
     def _crash(self, doing: str, exc: Exception) -> None:
@@ -304,7 +313,7 @@ class Replicator:
         self._check_server()
         self._guard()
         ensure_wal(self.db_path)
-        reconcile_spool(self.db_path, self.spool)
+        reconcile_spool(self.db_path)
         state = load_state(self.spool_dir)
         if state is not None and (state.db_name, state.bucket, state.endpoint) != (
             self.db_name,
@@ -525,6 +534,16 @@ class Replicator:
         log.info("generation %s already held frames up to %d; resumed after them", state.generation, target)
 
     # ---- shipping ------------------------------------------------------------
+    def _oldest_pending_age(self) -> float:
+        """Seconds since the oldest unshipped record was committed (0 when
+        unknown)."""
+        if self._pending is not None or self.spool.replaced():
+            return 0.0
+        rec = self.spool.next(self.spool.start())
+        if rec is None:
+            return 0.0
+        return min(max(0.0, time.time() - rec.unix_ms / 1000), self.config.batch_interval_secs)
+
     def has_pending(self) -> bool:
         """Cheap local check: is there a record past what we acknowledged?
 
@@ -551,7 +570,7 @@ class Replicator:
         try:
             return self._ship_records(records_only)
         except NativeError as exc:
-            if exc.code != CORRUPT:
+            if not exc.corrupt:
                 raise
             # Pages of a transaction are gone (dropped at the side folder's
             # limit, or the WAL was reset behind the extension's back): what
@@ -616,17 +635,11 @@ class Replicator:
     def _ship_batch(self, records: list[Record]) -> int:
         assert self.state is not None
         state = self.state
-        chain = state.chain_state()
-        parts: list[bytes] = []
-        frames = 0
-        for rec in records:
-            data, chain = self.spool.frames(rec, chain)
-            parts.append(data)
-            frames += rec.n_pages
+        raw, chain = self.spool.frames_run(records, state.chain_state())
+        frames = sum(rec.n_pages for rec in records)
         first, last = state.next_frame, state.next_frame + frames - 1
         codec = self.config.compression
         key = layout.batch_key(self.db_name, state.generation_id, first, last, records[-1].unix_ms // 1000, codec)
-        raw = b"".join(parts)
         body = objects.encode_body(raw, codec, key, self.cipher)
         new_state = replace(
             state,

@@ -1,10 +1,10 @@
 """A consistent snapshot of a live database, tied to a spool position.
 
-Under the WAL write lock the spool is reconciled and its newest sequence
-number read; a read transaction opened at that moment sees exactly those
-commits. The lock is then released and the pages are copied through that
-read transaction (SQLite's backup API), so writers wait only for the
-reconcile, not for the copy.
+No step takes a lock a writer could meet (an application without a busy
+timeout would fail on it): a read transaction is opened, the extension
+reports which WAL frames it sees (PRAGMA bottomless_read_position), the
+spool names the commit that ends there, and the pages are copied through
+that same read transaction (SQLite's backup API).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import logging
 import os
 import sqlite3
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from bottomless.spool import Spool
 from bottomless.sqlite_vfs import register_python_sqlite
 
 log = logging.getLogger(__name__)
+
+READ_VIEW_PRAGMA = "bottomless_read_position"  # answered by the VFS (vfs.zig)
 
 
 @dataclass(frozen=True)
@@ -69,41 +72,59 @@ def ensure_wal(db_path: str, page_size: int | None = None) -> None:
         raise BottomlessError(f"{db_path} cannot be replicated: {exc} (is it a SQLite database?)") from None
 
 
-def reconcile_spool(db_path: str, spool: Spool) -> int:
-    """Under the write lock, let the spool catch up with the WAL (commits a
-    crashed writer left out) and drop a record a crash tore."""
+def reconcile_spool(db_path: str) -> None:
+    """Let the spool catch up with commits a crashed writer left only in the
+    WAL, without taking a lock an application could meet: opening the
+    database runs SQLite's WAL recovery if it is needed, and the extension
+    appends the missing records there, under the write lock SQLite holds for
+    the recovery, and says so in the log (a writer's next transaction does
+    the same)."""
     conn = _connect(db_path)
     try:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            recovered = spool.reconcile()
-        finally:
-            conn.execute("ROLLBACK")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.OperationalError as exc:
         raise DatabaseBusy(f"{db_path} is busy ({exc})") from None
     finally:
         conn.close()
-    if recovered:
-        log.warning("recovered %d commit(s) from the WAL of %s", recovered, db_path)
-    return recovered
 
 
-def take_snapshot(db_path: str, spool: Spool) -> Snapshot:
-    writer = _connect(db_path)
+def _read_view(reader: sqlite3.Connection) -> tuple[int, int, int] | None:
+    row = reader.execute(f"PRAGMA {READ_VIEW_PRAGMA}").fetchone()
+    if row is None:
+        raise BottomlessError("the bottomless extension in use cannot report its read position; reinstall it")
+    if row[0] == "none":
+        return None
+    salt1, salt2, mx_frame = (int(x) for x in str(row[0]).split())
+    return salt1, salt2, mx_frame
+
+
+def _begin_tied_read(db_path: str, reader: sqlite3.Connection, spool: Spool, timeout: float) -> int:
+    """Open a read transaction on ``reader`` and return the seq of the
+    newest commit it sees (snapshot_point.zig says how)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        before = spool.stats().last_seq
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        view = _read_view(reader)
+        seq = spool.seq_at(*view, before) if view is not None else None
+        if seq is not None:
+            return seq
+        reader.execute("ROLLBACK")
+        if time.monotonic() >= deadline:
+            raise DatabaseBusy(
+                f"the spool of {db_path} does not cover what the database holds yet (a writer bypassed the "
+                "extension?); the next write through it catches up"
+            )
+        time.sleep(0.01)
+
+
+def take_snapshot(db_path: str, spool: Spool, timeout: float = 10.0) -> Snapshot:
     reader = _connect(db_path)
     fd, tmp = tempfile.mkstemp(prefix=".bottomless-snapshot-", dir=os.path.dirname(os.path.abspath(db_path)))
     os.close(fd)
     try:
-        writer.execute("BEGIN IMMEDIATE")
-        try:
-            recovered = spool.reconcile()
-            if recovered:
-                log.warning("recovered %d commit(s) from the WAL before the snapshot", recovered)
-            seq = spool.stats().last_seq
-            reader.execute("BEGIN")
-            reader.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        finally:
-            writer.execute("ROLLBACK")
+        seq = _begin_tied_read(db_path, reader, spool, timeout)
         dest = sqlite3.connect(tmp)
         try:
             reader.backup(dest)
@@ -121,5 +142,4 @@ def take_snapshot(db_path: str, spool: Spool) -> Snapshot:
         Path(tmp).unlink(missing_ok=True)
         raise
     finally:
-        writer.close()
         reader.close()
