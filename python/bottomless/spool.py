@@ -18,6 +18,7 @@ from typing import Any
 from bottomless._native import BUSY, DONE, Native, load
 from bottomless.errors import NativeError
 from bottomless.frames import Chain, frame_size
+from bottomless.side_files import SideFolder, folder_of
 
 BUSY_RETRIES = 200
 
@@ -60,7 +61,7 @@ class SpoolStats:
 
 def spool_dir(db_path: str) -> str:
     """The folder beside the database that holds its spool."""
-    return f"{db_path}-bottomless"
+    return folder_of(db_path)
 
 
 def _inode(path: str) -> tuple[int, int] | None:
@@ -82,7 +83,7 @@ class Spool:
             self.native.lib.bottomless_spool_open(db_path.encode(), out), f"opening the spool of {db_path}"
         )
         self._handle: Any = out[0]
-        self._file = os.path.join(spool_dir(db_path), "spool")
+        self._file = str(SideFolder.of(db_path).spool)
         self._inode = _inode(self._file)
 
     def close(self) -> None:
