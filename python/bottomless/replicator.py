@@ -22,6 +22,7 @@ a restored copy started beside the original) stops at its first upload with
 FencedError instead of mixing its batches into the first one's generation.
 
 Where the work is done:
+    starting.py           a writable destination, and the facts for the decision
     start_decision.py     where shipping continues (pure)
     generation_start.py   a new generation: snapshot and small objects
     shipping.py           batches and merged objects into the current generation
@@ -40,24 +41,23 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from bottomless import catalog, objects, server_features
 from bottomless.config import Config
 from bottomless.error_policy import Verdict, classify, next_backoff
 from bottomless.errors import BottomlessError, DivergedError, S3Error
 from bottomless.generation_start import start_generation
 from bottomless.health import ProblemReporter, alive, describe_stall
-from bottomless.key_ids import generation_key_id
 from bottomless.lease import FencedError, Lease
 from bottomless.lock import ReplicatorLock, is_locked
-from bottomless.restore_marker import forget_restore, restored_from
+from bottomless.restore_marker import forget_restore
 from bottomless.s3 import S3Store
 from bottomless.shipping import Restart, Shipper
 from bottomless.side_files import SideFolder
-from bottomless.snapshot import ensure_wal, reconcile_spool
+from bottomless.snapshot import reconcile_spool
 from bottomless.snapshot_request import clear_snapshot_request, snapshot_requested
 from bottomless.spool import Spool
-from bottomless.start_decision import Start, StartFacts, decide, snapshot_continues
-from bottomless.state import ReplicatorState, load_state
+from bottomless.start_decision import Start, decide, snapshot_continues
+from bottomless.starting import gather_facts, local_is_newer, ready_to_write
+from bottomless.state import ReplicatorState
 from bottomless.target import Target
 
 log = logging.getLogger(__name__)
@@ -317,13 +317,13 @@ class Replicator:
     # ---- starting ----------------------------------------------------------------
     def prepare(self) -> None:
         """Decide where shipping continues: the recorded generation, or a new one."""
-        self._ready_to_write()
+        ready_to_write(self.target)
         reconcile_spool(self.db_path, self.spool)
-        facts = self._facts()
+        facts = gather_facts(self.target)
         decision = decide(facts)
         if decision.outcome is Start.COMPARE_CHANGE_COUNTER:
             assert facts.newest is not None
-            decision = decide(replace(facts, local_is_newer=self._local_is_newer(facts.newest)))
+            decision = decide(replace(facts, local_is_newer=local_is_newer(self.target, facts.newest)))
         if decision.note:
             log.info("%s", decision.note)
         if decision.outcome is Start.DIVERGED:
@@ -350,8 +350,8 @@ class Replicator:
     def prepare_for_snapshot(self) -> None:
         """Before an explicit new generation: keep shipping into the recorded
         generation only while it is still the bucket's newest."""
-        self._ready_to_write()
-        facts = self._facts()
+        ready_to_write(self.target)
+        facts = gather_facts(self.target)
         self._newest = facts.newest
         if snapshot_continues(facts):
             self.shipper.state = facts.state
@@ -364,41 +364,6 @@ class Replicator:
         a new generation now, continuing the current one."""
         self.prepare_for_snapshot()
         return self.new_generation(parent=self.parent_generation())
-
-    def _ready_to_write(self) -> None:
-        """The bucket exists, the server honours what the configuration
-        relies on, this replicator holds the lease, the database is in WAL mode."""
-        self.store.ensure_bucket()
-        # Once per endpoint and bucket (remembered beside the spool).
-        self.side.ensure()
-        server_features.check(
-            self.store, self.spool_dir, self.db_name, self.target.write_once, lease=self.lease is not None
-        )
-        self.target.guard()
-        ensure_wal(self.db_path)
-
-    def _facts(self) -> StartFacts:
-        state = load_state(self.spool_dir)
-        generations = catalog.list_generations(self.store, self.db_name)
-        restored = restored_from(self.db_path)
-        return StartFacts(
-            db_name=self.db_name,
-            bucket=self.config.bucket,
-            endpoint=self.config.endpoint,
-            state=state,
-            newest=generations[0] if generations else None,
-            state_key_id=generation_key_id(self.side, state.generation) if state is not None else None,
-            key_id=self.target.key_id,
-            restored_from=uuid.UUID(restored) if restored is not None else None,
-        )
-
-    def _local_is_newer(self, newest: uuid.UUID) -> bool:
-        remote = objects.read_change_counter(self.store, self.db_name, newest)
-        with open(self.db_path, "rb") as f:
-            head = f.read(28)
-        if remote is None or len(head) < 28:
-            return False
-        return int.from_bytes(head[24:28], "big") > int.from_bytes(remote, "big")
 
     def new_generation(self, parent: uuid.UUID | None, finish_current: bool = True) -> ReplicatorState:
         """Snapshot the database into a new generation and ship from there."""
