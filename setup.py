@@ -70,8 +70,14 @@ def build_native() -> Path:
         tmp = dest_dir / (name + ".tmp")
         shutil.copyfile(built, tmp)
         os.replace(tmp, dest)
-        # The cffi binding reads its declarations from the header it ships with.
-        shutil.copyfile(ROOT / "native" / "include" / "bottomless.h", dest_dir / "bottomless.h")
+        # The cffi binding reads its declarations from the header beside the
+        # library: the one this very build installed.
+        header = Path(prefix) / "include" / "bottomless.h"
+        if not header.is_file():
+            raise SystemExit(f"bottomless: the Zig build did not install {header}")
+        tmp = dest_dir / "bottomless.h.tmp"
+        shutil.copyfile(header, tmp)
+        os.replace(tmp, dest_dir / "bottomless.h")
     return dest
 
 
@@ -85,6 +91,7 @@ class BuildPyWithNative(build_py):
             out_dir = Path(self.build_lib) / PKG_LIB_DIR
             out_dir.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(lib, out_dir / lib.name)
+            shutil.copyfile(lib.parent / "bottomless.h", out_dir / "bottomless.h")
 
 
 class PlatformWheel(bdist_wheel):

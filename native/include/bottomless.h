@@ -3,7 +3,9 @@
  *
  * This is the only boundary between the Zig core and its callers (the Python
  * replicator binds it with cffi in ABI mode, so keep it free of preprocessor
- * logic other than #define of integer constants). Plain C types only; every
+ * logic other than #define of integer constants). The Zig build translates
+ * it and checks the core's structs and constants against it at compile
+ * time (native/src/header_check.zig). Plain C types only; every
  * function returns an integer status and leaves a message for
  * bottomless_last_error() on failure. No function ever unwinds into the caller.
  *
@@ -19,15 +21,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BOTTOMLESS_OK 0
-#define BOTTOMLESS_DONE 1      /* no complete record at that position (yet) */
-#define BOTTOMLESS_BUSY 2      /* SQLite is rewriting that part of the WAL: retry shortly */
-#define BOTTOMLESS_ERROR -1    /* generic failure, see bottomless_last_error() */
-#define BOTTOMLESS_CORRUPT -2  /* checksum, salt or format mismatch */
-#define BOTTOMLESS_NOMEM -3
-#define BOTTOMLESS_IO -4       /* the operating system refused a read/write */
-#define BOTTOMLESS_MISUSE -5   /* bad argument */
-#define BOTTOMLESS_BUFFER -6   /* output buffer too small */
+/* Status codes: every function that returns int returns one of these.
+ * Defined here only; the Zig core (status.zig) and the Python binding
+ * (_native.py) read them from this header. */
+enum bottomless_status {
+  BOTTOMLESS_OK = 0,
+  BOTTOMLESS_DONE = 1,      /* no complete record at that position (yet) */
+  BOTTOMLESS_BUSY = 2,      /* SQLite is rewriting that part of the WAL: retry shortly */
+  BOTTOMLESS_ERROR = -1,    /* generic failure, see bottomless_last_error() */
+  BOTTOMLESS_CORRUPT = -2,  /* checksum, salt or format mismatch */
+  BOTTOMLESS_NOMEM = -3,
+  BOTTOMLESS_IO = -4,       /* the operating system refused a read/write */
+  BOTTOMLESS_MISUSE = -5,   /* bad argument */
+  BOTTOMLESS_BUFFER = -6    /* output buffer too small */
+};
 
 #define BOTTOMLESS_GAP_BEFORE 1 /* bottomless_record.flags */
 
@@ -92,8 +99,6 @@ typedef struct bottomless_stats {
                               LIBSQL_BOTTOMLESS_SPOOL_MAX_BYTES (0: none pending) */
 } bottomless_stats;
 
-/* Writes "<db_path>-bottomless" (NUL-terminated) into out. */
-int bottomless_spool_dir(const char *db_path, char *out, size_t cap);
 /* Opens (creating if needed) the spool of a database for reading/acking. */
 int bottomless_spool_open(const char *db_path, bottomless_spool **out);
 void bottomless_spool_close(bottomless_spool *spool);

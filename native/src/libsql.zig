@@ -7,10 +7,12 @@
 const std = @import("std");
 const sqlite = @import("sqlite.zig");
 const vfs = @import("vfs.zig");
+const wal_handles = @import("wal_handles.zig");
+const autostart = @import("autostart.zig");
 const status = @import("status.zig");
 const log = @import("log.zig");
 
-pub const Wal = *opaque {};
+pub const Wal = wal_handles.Wal;
 
 pub const Pghdr = extern struct {
     pPage: ?*anyopaque,
@@ -89,71 +91,28 @@ var default_methods: *WalMethods = undefined;
 var our_vfs: ?*vfs.Registration = null;
 var registered = std.atomic.Value(bool).init(false);
 
-/// WAL objects of the default implementation mapped to our WAL file objects.
-const Entry = struct { wal: ?Wal = null, file: ?*anyopaque = null };
-var table: [256]Entry = @splat(.{});
-var table_lock: std.c.pthread_mutex_t = std.c.PTHREAD_MUTEX_INITIALIZER;
-threadlocal var last_opened: ?*anyopaque = null;
-
-pub fn noteWalOpened(file: *anyopaque) void {
-    last_opened = file;
-}
-
-pub fn noteWalClosed(file: *anyopaque) void {
-    _ = std.c.pthread_mutex_lock(&table_lock);
-    defer _ = std.c.pthread_mutex_unlock(&table_lock);
-    for (&table) |*e| if (e.file == file) {
-        e.* = .{};
-    };
-}
-
-fn remember(w: Wal, file: *anyopaque) void {
-    _ = std.c.pthread_mutex_lock(&table_lock);
-    defer _ = std.c.pthread_mutex_unlock(&table_lock);
-    for (&table) |*e| if (e.wal == null) {
-        e.* = .{ .wal = w, .file = file };
-        return;
-    };
-    log.warn("too many open libSQL WAL connections; transaction boundaries fall back to WAL writes", .{});
-}
-
-fn lookup(w: Wal) ?*anyopaque {
-    _ = std.c.pthread_mutex_lock(&table_lock);
-    defer _ = std.c.pthread_mutex_unlock(&table_lock);
-    for (&table) |*e| if (e.wal == w) return e.file;
-    return null;
-}
-
-fn forget(w: Wal) void {
-    _ = std.c.pthread_mutex_lock(&table_lock);
-    defer _ = std.c.pthread_mutex_unlock(&table_lock);
-    for (&table) |*e| if (e.wal == w) {
-        e.* = .{};
-    };
-}
-
 fn xOpen(v: *sqlite.Vfs, db_file: *sqlite.File, wal_name: [*:0]const u8, no_shm: c_int, max_size: i64, meth: *WalMethods, out: *?Wal) callconv(.c) c_int {
     // Open the -wal file through the bottomless VFS when the connection uses
     // the VFS we wrap, so its writes feed capture.
     const use: *sqlite.Vfs = if (our_vfs) |r| (if (v == r.real or v == &r.vfs) &r.vfs else v) else v;
-    last_opened = null;
+    _ = wal_handles.takeOpened();
     const rc = default_methods.xOpen.?(use, db_file, wal_name, no_shm, max_size, meth, out);
+    const opened = wal_handles.takeOpened();
     if (rc == sqlite.OK) {
-        if (out.*) |w| if (last_opened) |f| remember(w, f);
+        if (out.*) |w| if (opened) |f| wal_handles.remember(w, f);
     }
-    last_opened = null;
     return rc;
 }
 
 fn xClose(w: Wal, db: ?*anyopaque, sync_flags: c_int, n_buf: c_int, buf: ?[*]u8) callconv(.c) c_int {
-    forget(w);
+    wal_handles.forget(w);
     return default_methods.xClose.?(w, db, sync_flags, n_buf, buf);
 }
 
 fn xBeginWriteTransaction(w: Wal) callconv(.c) c_int {
     const rc = default_methods.xBeginWriteTransaction.?(w);
     if (rc == sqlite.OK) {
-        if (lookup(w)) |f| if (vfs.captureOf(f)) |cap| cap.beginTransaction();
+        if (wal_handles.lookup(w)) |f| if (vfs.captureOf(f)) |cap| cap.beginTransaction();
     }
     return rc;
 }
@@ -163,7 +122,7 @@ fn xPreMainDbOpen(meth: *WalMethods, path: ?[*:0]const u8) callconv(.c) c_int {
     // Temporary databases (VACUUM's, TEMP) come without a path.
     if (path) |p| {
         const s = std.mem.span(p);
-        if (s.len > 0) @import("autostart.zig").beforeMainDbOpen(s);
+        if (s.len > 0) autostart.beforeMainDbOpen(s);
     }
     if (default_methods.xPreMainDbOpen) |f| return f(default_methods, path);
     return sqlite.OK;

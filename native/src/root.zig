@@ -10,10 +10,13 @@ const walfmt = @import("walfmt.zig");
 const restore = @import("restore.zig");
 const status = @import("status.zig");
 const log = @import("log.zig");
+const abi = @import("abi.zig");
+const autostart = @import("autostart.zig");
 const build_options = @import("build_options");
 
 comptime {
     if (build_options.check_libsql_abi) _ = @import("abi_check.zig");
+    abi.checkExports(@This());
 }
 
 fn fail(err: status.Error) c_int {
@@ -75,21 +78,17 @@ comptime {
 
 // ---- C ABI ------------------------------------------------------------------
 
-export fn bottomless_version() [*:0]const u8 {
+pub export fn bottomless_version() [*:0]const u8 {
     return "0.1.0";
 }
 
-export fn bottomless_last_error() [*:0]const u8 {
+pub export fn bottomless_last_error() [*:0]const u8 {
     return status.message();
 }
 
-const SqliteFns = extern struct {
-    vfs_find: ?*const anyopaque,
-    vfs_register: ?*const anyopaque,
-    database_file_object: ?*const anyopaque,
-};
+const SqliteFns = abi.SqliteFns;
 
-export fn bottomless_register_vfs(fns: ?*const SqliteFns) c_int {
+pub export fn bottomless_register_vfs(fns: ?*const SqliteFns) c_int {
     status.clear();
     const f = fns orelse return misuse("fns is NULL");
     const find = f.vfs_find orelse return misuse("vfs_find is NULL");
@@ -100,7 +99,7 @@ export fn bottomless_register_vfs(fns: ?*const SqliteFns) c_int {
         .database_file_object = if (f.database_file_object) |d| @ptrCast(@alignCast(d)) else null,
     }) catch |e| return fail(e);
     // This host (the Python package) runs its own replicator.
-    @import("autostart.zig").disable();
+    autostart.disable();
     return status.OK;
 }
 
@@ -116,21 +115,9 @@ fn spanPath(p: ?[*:0]const u8) ?[]const u8 {
     return s;
 }
 
-export fn bottomless_spool_dir(db_path: ?[*:0]const u8, out: ?[*]u8, cap: usize) c_int {
-    status.clear();
-    const path = spanPath(db_path) orelse return misuse("db_path is empty");
-    const o = out orelse return misuse("out is NULL");
-    const s = std.fmt.bufPrintSentinel(o[0..cap], "{s}-bottomless", .{path}, 0) catch {
-        status.set("buffer of {d} bytes is too small", .{cap});
-        return status.BUFFER;
-    };
-    _ = s;
-    return status.OK;
-}
-
 const Spool = spool.Reader;
 
-export fn bottomless_spool_open(db_path: ?[*:0]const u8, out: ?*?*Spool) c_int {
+pub export fn bottomless_spool_open(db_path: ?[*:0]const u8, out: ?*?*Spool) c_int {
     status.clear();
     const path = spanPath(db_path) orelse return misuse("db_path is empty");
     const o = out orelse return misuse("out is NULL");
@@ -143,13 +130,13 @@ export fn bottomless_spool_open(db_path: ?[*:0]const u8, out: ?*?*Spool) c_int {
     return status.OK;
 }
 
-export fn bottomless_spool_close(s: ?*Spool) void {
+pub export fn bottomless_spool_close(s: ?*Spool) void {
     const r = s orelse return;
     r.close();
     std.heap.c_allocator.destroy(r);
 }
 
-export fn bottomless_spool_start(s: ?*Spool, offset: ?*u64) c_int {
+pub export fn bottomless_spool_start(s: ?*Spool, offset: ?*u64) c_int {
     status.clear();
     const r = s orelse return misuse("spool is NULL");
     const o = offset orelse return misuse("offset is NULL");
@@ -157,20 +144,12 @@ export fn bottomless_spool_start(s: ?*Spool, offset: ?*u64) c_int {
     return status.OK;
 }
 
-const Record = extern struct {
-    seq: u64,
-    offset: u64,
-    next_offset: u64,
-    unix_ms: u64,
-    page_size: u32,
-    db_size: u32,
-    n_pages: u32,
-    /// spool.Header.flags (flag_gap_before = 1).
-    flags: u32,
-};
+const Record = abi.Record;
 
-/// The full header of the record the caller names, re-read and checked (the
-/// C struct carries only what the replicator needs).
+/// The full header of the record the caller hands back (the struct
+/// bottomless_spool_next filled in; it carries only what the replicator
+/// reads). Checked against the spool at the boundary: a restore can replace
+/// the spool between reading a record and acknowledging it.
 fn headerOf(r: *Spool, rec: *const Record) status.Error!spool.Header {
     const h = (try r.next(rec.offset)) orelse {
         status.set("no record at spool offset {d}", .{rec.offset});
@@ -183,7 +162,7 @@ fn headerOf(r: *Spool, rec: *const Record) status.Error!spool.Header {
     return h;
 }
 
-export fn bottomless_spool_next(s: ?*Spool, offset: u64, out: ?*Record) c_int {
+pub export fn bottomless_spool_next(s: ?*Spool, offset: u64, out: ?*Record) c_int {
     status.clear();
     const r = s orelse return misuse("spool is NULL");
     const o = out orelse return misuse("out is NULL");
@@ -192,7 +171,7 @@ export fn bottomless_spool_next(s: ?*Spool, offset: u64, out: ?*Record) c_int {
     return status.OK;
 }
 
-export fn bottomless_spool_frames(s: ?*Spool, rec: ?*const Record, first: u32, count: u32, chain: ?*walfmt.Chain, out: ?[*]u8, cap: usize) c_int {
+pub export fn bottomless_spool_frames(s: ?*Spool, rec: ?*const Record, first: u32, count: u32, chain: ?*walfmt.Chain, out: ?[*]u8, cap: usize) c_int {
     status.clear();
     const r = s orelse return misuse("spool is NULL");
     const rc = rec orelse return misuse("record is NULL");
@@ -209,7 +188,7 @@ export fn bottomless_spool_frames(s: ?*Spool, rec: ?*const Record, first: u32, c
     return status.OK;
 }
 
-export fn bottomless_spool_ack(s: ?*Spool, rec: ?*const Record) c_int {
+pub export fn bottomless_spool_ack(s: ?*Spool, rec: ?*const Record) c_int {
     status.clear();
     const r = s orelse return misuse("spool is NULL");
     const rc = rec orelse return misuse("record is NULL");
@@ -218,18 +197,9 @@ export fn bottomless_spool_ack(s: ?*Spool, rec: ?*const Record) c_int {
     return status.OK;
 }
 
-const Stats = extern struct {
-    records: u64,
-    bytes: u64,
-    disk_bytes: u64,
-    oldest_unix_ms: u64,
-    last_seq: u64,
-    acked_seq: u64,
-    gaps: u64,
-    dropped_seq: u64,
-};
+const Stats = abi.Stats;
 
-export fn bottomless_spool_stats(s: ?*Spool, out: ?*Stats) c_int {
+pub export fn bottomless_spool_stats(s: ?*Spool, out: ?*Stats) c_int {
     status.clear();
     const r = s orelse return misuse("spool is NULL");
     const o = out orelse return misuse("out is NULL");
@@ -238,7 +208,7 @@ export fn bottomless_spool_stats(s: ?*Spool, out: ?*Stats) c_int {
     return status.OK;
 }
 
-export fn bottomless_spool_reconcile(s: ?*Spool, appended: ?*u64) c_int {
+pub export fn bottomless_spool_reconcile(s: ?*Spool, appended: ?*u64) c_int {
     status.clear();
     const r = s orelse return misuse("spool is NULL");
     var w = spool.Writer{ .allocator = std.heap.c_allocator, .paths = r.paths };
@@ -249,7 +219,7 @@ export fn bottomless_spool_reconcile(s: ?*Spool, appended: ?*u64) c_int {
     return status.OK;
 }
 
-export fn bottomless_apply_frames(db_path: ?[*:0]const u8, page_size: u32, frames: ?[*]const u8, len: usize, flags: c_int, chain: ?*walfmt.Chain, db_size: ?*u32, applied: ?*u64) c_int {
+pub export fn bottomless_apply_frames(db_path: ?[*:0]const u8, page_size: u32, frames: ?[*]const u8, len: usize, flags: c_int, chain: ?*walfmt.Chain, db_size: ?*u32, applied: ?*u64) c_int {
     status.clear();
     const path = db_path orelse return misuse("db_path is NULL");
     const ch = chain orelse return misuse("chain is NULL");
@@ -261,17 +231,17 @@ export fn bottomless_apply_frames(db_path: ?[*:0]const u8, page_size: u32, frame
     return status.OK;
 }
 
-export fn bottomless_finish_restore(db_path: ?[*:0]const u8, page_size: u32, db_size: u32) c_int {
+pub export fn bottomless_finish_restore(db_path: ?[*:0]const u8, page_size: u32, db_size: u32) c_int {
     status.clear();
     const path = db_path orelse return misuse("db_path is NULL");
     restore.finish(path, page_size, db_size) catch |e| return fail(e);
     return status.OK;
 }
 
-const apply_verify: c_int = 1; // BOTTOMLESS_APPLY_VERIFY
-const apply_big_endian: c_int = 2; // BOTTOMLESS_APPLY_BIG_ENDIAN
+const apply_verify = abi.apply_verify;
+const apply_big_endian = abi.apply_big_endian;
 
-export fn bottomless_wal_checksum(data: ?[*]const u8, len: usize, big_endian: c_int, chain: ?*walfmt.Chain) c_int {
+pub export fn bottomless_wal_checksum(data: ?[*]const u8, len: usize, big_endian: c_int, chain: ?*walfmt.Chain) c_int {
     status.clear();
     const ch = chain orelse return misuse("chain is NULL");
     if (len % 8 != 0) return misuse("length must be a multiple of 8");
@@ -283,8 +253,40 @@ export fn bottomless_wal_checksum(data: ?[*]const u8, len: usize, big_endian: c_
     return status.OK;
 }
 
+// Every file of the core, so `zig build test` compiles each one and runs
+// its tests (tests/test_build.py checks that none is missing here).
+const all_files = struct {
+    pub const abi_layout = @import("abi_layout.zig");
+    pub const autostart = @import("autostart.zig");
+    pub const capture = @import("capture.zig");
+    pub const copier = @import("copier.zig");
+    pub const fileio = @import("fileio.zig");
+    pub const abi = @import("abi.zig");
+    pub const libsql = @import("libsql.zig");
+    pub const log = @import("log.zig");
+    pub const materialize = @import("materialize.zig");
+    pub const payload_hash = @import("payload_hash.zig");
+    pub const problems = @import("problems.zig");
+    pub const restore = @import("restore.zig");
+    pub const seal = @import("seal.zig");
+    pub const sidefolder = @import("sidefolder.zig");
+    pub const spool = @import("spool.zig");
+    pub const spool_ack = @import("spool_ack.zig");
+    pub const spool_chunks = @import("spool_chunks.zig");
+    pub const spool_format = @import("spool_format.zig");
+    pub const spool_limit = @import("spool_limit.zig");
+    pub const spool_reader = @import("spool_reader.zig");
+    pub const spool_tail = @import("spool_tail.zig");
+    pub const spool_tests = @import("spool_tests.zig");
+    pub const spool_writer = @import("spool_writer.zig");
+    pub const sqlite = @import("sqlite.zig");
+    pub const status = @import("status.zig");
+    pub const vfs = @import("vfs.zig");
+    pub const wal_handles = @import("wal_handles.zig");
+    pub const walfmt = @import("walfmt.zig");
+    pub const walread = @import("walread.zig");
+};
+
 test {
-    _ = walfmt;
-    _ = spool;
-    _ = @import("seal.zig");
+    std.testing.refAllDecls(all_files);
 }

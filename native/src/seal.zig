@@ -26,7 +26,9 @@
 const std = @import("std");
 const builtin = @import("builtin");
 const fileio = @import("fileio.zig");
-const spool = @import("spool.zig");
+const sidefolder = @import("sidefolder.zig");
+const Last = @import("spool_format.zig").Last;
+const Paths = sidefolder.Paths;
 const status = @import("status.zig");
 const Error = status.Error;
 
@@ -107,7 +109,7 @@ pub fn read(path: [*:0]const u8) Error!?Seal {
 }
 
 /// Writes the seal (not synced: see above).
-pub fn store(paths: *const spool.Paths, s: Seal) Error!void {
+pub fn store(paths: *const Paths, s: Seal) Error!void {
     var b: [size]u8 = undefined;
     s.encode(&b);
     const fd = try paths.create(&paths.seal);
@@ -117,10 +119,10 @@ pub fn store(paths: *const spool.Paths, s: Seal) Error!void {
 
 /// Whether a record of WAL cycle (salt1, salt2) starting at frame `first`
 /// directly follows the spool's newest record `last`.
-pub fn follows(paths: *const spool.Paths, last: spool.Last, salt1: u32, salt2: u32, first: u32) bool {
+pub fn follows(paths: *const Paths, last: Last, salt1: u32, salt2: u32, first: u32) bool {
     if (last.wal_salt1 == salt1 and last.wal_salt2 == salt2) return first == last.wal_commit_frame + 1;
     if (first != 1) return false;
-    const s = (read(spool.Paths.z(&paths.seal)) catch return false) orelse return false;
+    const s = (read(Paths.z(&paths.seal)) catch return false) orelse return false;
     return s.names(last.seq, salt1, salt2);
 }
 
@@ -133,8 +135,8 @@ pub const Closing = union(enum) {
 
 /// Whether everything up to the spool's newest record `last` and the WAL
 /// content `closing` is accounted for, so a new seal may be written.
-pub fn proven(paths: *const spool.Paths, last: ?spool.Last, closing: Closing) bool {
-    const prev = read(spool.Paths.z(&paths.seal)) catch return false;
+pub fn proven(paths: *const Paths, last: ?Last, closing: Closing) bool {
+    const prev = read(Paths.z(&paths.seal)) catch return false;
     const last_seq: u64 = if (last) |l| l.seq else 0;
     switch (closing) {
         .cycle => |c| {
@@ -145,7 +147,7 @@ pub fn proven(paths: *const spool.Paths, last: ?spool.Last, closing: Closing) bo
         .empty => {
             const p = prev orelse return last == null;
             if (p.kind != .emptied or p.seq != last_seq) return false;
-            return std.meta.eql(p.db, Identity.of(spool.Paths.z(&paths.db)));
+            return std.meta.eql(p.db, Identity.of(Paths.z(&paths.db)));
         },
     }
 }

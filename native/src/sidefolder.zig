@@ -1,5 +1,9 @@
-//! The side folder "<db>-bottomless/" and the files in it take the database
-//! file's permissions, as SQLite's own -wal and -shm do (unix VFS,
+//! The side folder "<db>-bottomless/": its name and the names of the files
+//! capture keeps in it (spelled here only), their paths, and their
+//! permissions. The replicator's files in the same folder (replicator.json,
+//! replicator.lock, ...) are named by the Python package (side_files.py).
+//!
+//! The folder and the files in it take the database file's permissions, as SQLite's own -wal and -shm do (unix VFS,
 //! findCreateFileMode and robustFchown): the same mode bits whatever the
 //! umask (a folder gets x where the file has r, to be enterable), and, when
 //! the process is root, the database file's owner and group. So any user who
@@ -13,6 +17,70 @@ extern "c" fn fchown(fd: c_int, uid: c.uid_t, gid: c.gid_t) c_int;
 const fileio = @import("fileio.zig");
 const status = @import("status.zig");
 const Error = status.Error;
+
+/// The folder beside the database: "<db>" ++ suffix.
+pub const suffix = "-bottomless";
+/// The append-only log of records (spool_format.zig).
+pub const spool_file = "spool";
+/// Copies of WAL frames taken before SQLite reused the WAL (materialize.zig).
+pub const pages_file = "pages";
+/// Serialises writers of `pages` (the commit path and the copier).
+pub const pages_lock_file = "pages.lock";
+/// The replicator's acknowledgement (spool_ack.zig).
+pub const ack_file = "ack";
+/// What may follow the newest record (seal.zig).
+pub const seal_file = "sealed";
+
+/// Paths derived from the database path; fixed-size so the commit path
+/// never allocates for them.
+pub const Paths = struct {
+    db: [4096]u8 = undefined,
+    dir: [4096]u8 = undefined,
+    spool: [4096]u8 = undefined,
+    pages: [4096]u8 = undefined,
+    ack: [4096]u8 = undefined,
+    wal: [4096]u8 = undefined,
+    pages_lock: [4096]u8 = undefined,
+    seal: [4096]u8 = undefined,
+
+    pub fn init(self: *Paths, db_path: []const u8) Error!void {
+        try put(&self.db, db_path, "");
+        try put(&self.dir, db_path, suffix);
+        try put(&self.spool, db_path, suffix ++ "/" ++ spool_file);
+        try put(&self.pages, db_path, suffix ++ "/" ++ pages_file);
+        try put(&self.ack, db_path, suffix ++ "/" ++ ack_file);
+        try put(&self.wal, db_path, "-wal");
+        try put(&self.pages_lock, db_path, suffix ++ "/" ++ pages_lock_file);
+        try put(&self.seal, db_path, suffix ++ "/" ++ seal_file);
+    }
+
+    fn put(buf: *[4096]u8, db_path: []const u8, comptime tail: []const u8) Error!void {
+        _ = std.fmt.bufPrintSentinel(buf, "{s}" ++ tail, .{db_path}, 0) catch {
+            status.set("database path too long ({d} bytes)", .{db_path.len});
+            return error.Misuse;
+        };
+    }
+
+    pub fn z(buf: *const [4096]u8) [*:0]const u8 {
+        return @ptrCast(buf);
+    }
+
+    /// Opens one of the side folder's files read-write, creating it (and
+    /// the folder) with the database file's permissions.
+    pub fn create(self: *const Paths, file: *const [4096]u8) Error!fileio.Fd {
+        return open(z(file), z(&self.dir), z(&self.db));
+    }
+};
+
+test "every path is the database path and one fixed tail" {
+    var p: Paths = .{};
+    try p.init("/d/x.db");
+    try std.testing.expectEqualStrings("/d/x.db-bottomless/spool", std.mem.span(Paths.z(&p.spool)));
+    try std.testing.expectEqualStrings("/d/x.db-bottomless/pages.lock", std.mem.span(Paths.z(&p.pages_lock)));
+    try std.testing.expectEqualStrings("/d/x.db-wal", std.mem.span(Paths.z(&p.wal)));
+    var long: [5000]u8 = @splat('a');
+    try std.testing.expectError(error.Misuse, p.init(&long));
+}
 
 /// Permissions to give: the database file's.
 pub const Owner = struct {

@@ -10,7 +10,9 @@
 //! snapshot. Until one does, nothing more is copied: whatever a cycle held
 //! is in that snapshot too.
 const std = @import("std");
-const spool = @import("spool.zig");
+const sidefolder = @import("sidefolder.zig");
+const spool_ack = @import("spool_ack.zig");
+const Paths = sidefolder.Paths;
 const seal = @import("seal.zig");
 const fileio = @import("fileio.zig");
 const log = @import("log.zig");
@@ -21,7 +23,7 @@ const min_default: u64 = 256 << 20;
 var bad_value_reported = std.atomic.Value(bool).init(false);
 
 /// The cap, in bytes, for the database at `paths`.
-pub fn maxBytes(paths: *const spool.Paths) u64 {
+pub fn maxBytes(paths: *const Paths) u64 {
     if (std.c.getenv(variable)) |v| {
         if (std.fmt.parseInt(u64, std.mem.span(v), 10)) |n| return n else |_| {
             if (!bad_value_reported.swap(true, .acq_rel)) {
@@ -29,7 +31,7 @@ pub fn maxBytes(paths: *const spool.Paths) u64 {
             }
         }
     }
-    const db = fileio.sizeOfPath(spool.Paths.z(&paths.db)) orelse 0;
+    const db = fileio.sizeOfPath(Paths.z(&paths.db)) orelse 0;
     return @max(min_default, 2 * db);
 }
 
@@ -51,10 +53,10 @@ pub const Decision = enum {
     dropped,
 };
 
-pub fn decide(paths: *const spool.Paths) Decision {
-    if (!spool.hasReader(paths)) return .no_reader;
-    const s = (seal.read(spool.Paths.z(&paths.seal)) catch return .copy) orelse return .copy;
+pub fn decide(paths: *const Paths) Decision {
+    if (!spool_ack.hasReader(paths)) return .no_reader;
+    const s = (seal.read(Paths.z(&paths.seal)) catch return .copy) orelse return .copy;
     if (s.kind != .dropped) return .copy;
-    const ack = spool.readAck(paths) catch return .copy;
+    const ack = spool_ack.readAck(paths) catch return .copy;
     return if (ack.acked_seq < s.seq) .dropped else .copy;
 }

@@ -3,15 +3,18 @@
 //! message, so a Zig error never crosses into the host.
 const std = @import("std");
 
-pub const OK: c_int = 0;
-pub const DONE: c_int = 1;
-pub const BUSY: c_int = 2;
-pub const ERROR: c_int = -1;
-pub const CORRUPT: c_int = -2;
-pub const NOMEM: c_int = -3;
-pub const IO: c_int = -4;
-pub const MISUSE: c_int = -5;
-pub const BUFFER: c_int = -6;
+// The codes are bottomless.h's enum bottomless_status, translated by the
+// build: defined there only.
+const h = @import("bottomless_h");
+pub const OK: c_int = h.BOTTOMLESS_OK;
+pub const DONE: c_int = h.BOTTOMLESS_DONE;
+pub const BUSY: c_int = h.BOTTOMLESS_BUSY;
+pub const ERROR: c_int = h.BOTTOMLESS_ERROR;
+pub const CORRUPT: c_int = h.BOTTOMLESS_CORRUPT;
+pub const NOMEM: c_int = h.BOTTOMLESS_NOMEM;
+pub const IO: c_int = h.BOTTOMLESS_IO;
+pub const MISUSE: c_int = h.BOTTOMLESS_MISUSE;
+pub const BUFFER: c_int = h.BOTTOMLESS_BUFFER;
 
 /// Every failure the core can report. Kept explicit so the mapping to status
 /// codes below is total.

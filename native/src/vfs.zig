@@ -8,6 +8,8 @@ const spool = @import("spool.zig");
 const status = @import("status.zig");
 const log = @import("log.zig");
 const sidefolder = @import("sidefolder.zig");
+const wal_handles = @import("wal_handles.zig");
+const autostart = @import("autostart.zig");
 
 pub const name = "bottomless";
 
@@ -102,7 +104,7 @@ fn xOpen(vfs: *sqlite.Vfs, zname: ?[*:0]const u8, file: *sqlite.File, flags: c_i
     const real = realOf(file);
     bf.* = .{ .base = .{ .methods = null }, .real = real, .kind = .other, .write_epoch = 0, .cap = null, .main = null, .lib = reg };
     if (flags & sqlite.OPEN_MAIN_DB != 0) {
-        if (zname) |z| @import("autostart.zig").beforeMainDbOpen(std.mem.span(z));
+        if (zname) |z| autostart.beforeMainDbOpen(std.mem.span(z));
     }
     const rc = reg.real.xOpen.?(reg.real, zname, real, flags, out_flags);
     if (rc != sqlite.OK or real.methods == null) return rc;
@@ -130,7 +132,7 @@ fn xOpen(vfs: *sqlite.Vfs, zname: ?[*:0]const u8, file: *sqlite.File, flags: c_i
                     if (mf.methods == &io_methods) bf.main = bfile(mf);
                 }
             }
-            @import("libsql.zig").noteWalOpened(bf);
+            wal_handles.noteOpened(bf);
         }
     }
     bf.base.methods = &io_methods;
@@ -166,7 +168,7 @@ fn ioClose(f: *sqlite.File) callconv(.c) c_int {
     const bf = bfile(f);
     const rc = m(f).xClose.?(bf.real);
     if (bf.cap) |cap| {
-        @import("libsql.zig").noteWalClosed(bf);
+        wal_handles.noteClosed(bf);
         cap.deinit();
         std.heap.c_allocator.destroy(cap);
         bf.cap = null;

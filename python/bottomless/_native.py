@@ -1,10 +1,12 @@
-"""cffi (ABI mode) binding of the native core's C ABI, ``bottomless.h``.
+"""The one binding of the native core's C ABI, ``bottomless.h`` (cffi, ABI
+mode). Every call into the library, and every use of cffi, is here; the
+other modules (``spool``, ``sqlite_vfs``, ``restore``) use these methods.
 
-The declarations are read from the header itself, so the binding can never
-drift from it: from ``bottomless/_lib/bottomless.h`` in an installed package
-(shipped next to the library), else from ``native/include/bottomless.h`` when
-running from a source checkout. Preprocessor lines are dropped except
-``#define NAME <integer>`` constants, which cffi understands.
+The declarations, status codes and flags are read from the header that was
+built with the library (``_paths.header_of``), so the binding can never
+drift from it. Preprocessor lines are dropped except ``#define NAME
+<integer>`` constants, which cffi understands; the status codes are the
+header's ``enum bottomless_status``.
 """
 
 from __future__ import annotations
@@ -12,38 +14,25 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import cffi
 
-from bottomless._paths import extension_path
+from bottomless._paths import extension_path, header_of
 from bottomless.errors import NativeError
-from bottomless.frames import Chain
+from bottomless.frames import Chain, frame_size
 
-_PKG_DIR = Path(__file__).resolve().parent
 _INT_DEFINE = re.compile(r"^\s*#\s*define\s+[A-Za-z_][A-Za-z0-9_]*\s+-?\d+\b")
 
-OK = 0
-DONE = 1
-BUSY = 2
-CORRUPT = -2
-
-
-def header_path(library: str | None = None) -> Path:
-    """Path of the bottomless.h that belongs to ``library`` (default: the
-    library ``extension_path()`` picks): the installed copy beside a library
-    in ``_lib/``, the checkout's beside one in ``zig-out/``. A header older
-    or newer than the library would bind its calls with the wrong arguments."""
-    installed = _PKG_DIR / "_lib" / "bottomless.h"
-    checkout = _PKG_DIR.parent.parent / "native" / "include" / "bottomless.h"
-    lib = Path(library or extension_path()).resolve()
-    candidates = [installed, checkout] if lib.parent == installed.parent else [checkout, installed]
-    for path in candidates:
-        if path.is_file():
-            return path
-    looked = ", ".join(str(p) for p in candidates)
-    raise FileNotFoundError(f"bottomless.h not found (looked in: {looked})")
+# The functions of the SQLite library a Python host links, which the VFS is
+# registered through (not bottomless.h: SQLite's own).
+_SQLITE_CDEF = """
+void *sqlite3_vfs_find(const char *);
+int sqlite3_vfs_register(void *, int);
+void *sqlite3_database_file_object(const char *);
+int sqlite3_libversion_number(void);
+"""
+_DATABASE_FILE_OBJECT_SINCE = 3031000
 
 
 def cdef_source(header: str) -> str:
@@ -66,13 +55,78 @@ class ApplyResult:
     frames_applied: int
 
 
+@dataclass(frozen=True)
+class SpoolStats:
+    """Unacknowledged backlog and disk use (``bottomless_stats``)."""
+
+    records: int
+    bytes: int
+    disk_bytes: int
+    oldest_unix_ms: int
+    last_seq: int
+    acked_seq: int
+    # Capture problems waiting for the replicator's next snapshot: records
+    # after uncaptured commits, and history dropped at the size limit.
+    gaps: int = 0
+    dropped_seq: int = 0
+
+
+class Record:
+    """One committed transaction in the spool: a cursor over the
+    ``bottomless_record`` the core filled in. Its fields are read from that
+    struct, and the same struct goes back to the core to read the record's
+    pages and to acknowledge it."""
+
+    __slots__ = ("raw", "gap_before")
+
+    def __init__(self, raw: Any, gap_before: bool) -> None:
+        self.raw = raw
+        # Commits before this one were not captured (the side folder was not
+        # writable or full, or dropped history at its size limit): the
+        # history in S3 cannot continue across it.
+        self.gap_before = gap_before
+
+    @property
+    def seq(self) -> int:
+        return int(self.raw.seq)
+
+    @property
+    def offset(self) -> int:
+        return int(self.raw.offset)
+
+    @property
+    def next_offset(self) -> int:
+        return int(self.raw.next_offset)
+
+    @property
+    def unix_ms(self) -> int:
+        return int(self.raw.unix_ms)
+
+    @property
+    def page_size(self) -> int:
+        return int(self.raw.page_size)
+
+    @property
+    def db_size(self) -> int:
+        return int(self.raw.db_size)
+
+    @property
+    def n_pages(self) -> int:
+        return int(self.raw.n_pages)
+
+    def __repr__(self) -> str:
+        return f"Record(seq={self.seq}, offset={self.offset}, n_pages={self.n_pages}, gap_before={self.gap_before})"
+
+
 class Native:
     """The loaded native library with Pythonic wrappers around its calls."""
 
     def __init__(self, library: str | None = None) -> None:
         self.ffi = cffi.FFI()
         self.path = library or extension_path()
-        self.ffi.cdef(cdef_source(header_path(self.path).read_text()))
+        self.header = header_of(self.path)
+        with open(self.header) as f:
+            self.ffi.cdef(cdef_source(f.read()))
         self.lib: Any = self.ffi.dlopen(self.path)
 
     # -- plumbing ---------------------------------------------------------
@@ -86,7 +140,7 @@ class Native:
     def check(self, code: int, what: str) -> int:
         """Return ``code`` when it is OK or DONE, else raise NativeError."""
         if code < 0:
-            raise NativeError(code, f"{what}: {self.last_error()}")
+            raise NativeError(code, f"{what}: {self.last_error()}", corrupt=code == self.lib.BOTTOMLESS_CORRUPT)
         return code
 
     def _chain_in(self, chain: Chain) -> Any:
@@ -98,11 +152,92 @@ class Native:
     def _chain_out(c: Any) -> Chain:
         return Chain(int(c.salt1), int(c.salt2), int(c.cksum1), int(c.cksum2))
 
-    # -- API ----------------------------------------------------------------
+    # -- core ---------------------------------------------------------------
     def version(self) -> str:
         text: str = self.ffi.string(self.lib.bottomless_version()).decode()
         return text
 
+    def register_vfs(self, sqlite_library: str) -> None:
+        """Register the ``bottomless`` VFS into the SQLite library at
+        ``sqlite_library`` (already loaded by this process), idempotently."""
+        side = cffi.FFI()
+        side.cdef(_SQLITE_CDEF)
+        sqlite: Any = side.dlopen(sqlite_library)
+        fns = self.ffi.new("bottomless_sqlite_fns *")
+
+        def addr(name: str) -> Any:
+            return self.ffi.cast("void *", int(side.cast("uintptr_t", side.addressof(sqlite, name))))
+
+        fns.vfs_find = addr("sqlite3_vfs_find")
+        fns.vfs_register = addr("sqlite3_vfs_register")
+        fns.database_file_object = (
+            addr("sqlite3_database_file_object")
+            if sqlite.sqlite3_libversion_number() >= _DATABASE_FILE_OBJECT_SINCE
+            else self.ffi.NULL
+        )
+        self.check(self.lib.bottomless_register_vfs(fns), "registering the bottomless VFS")
+
+    # -- spool --------------------------------------------------------------
+    def spool_open(self, db_path: str) -> Any:
+        """A handle on the spool of ``db_path`` (close with spool_close)."""
+        out = self.ffi.new("bottomless_spool **")
+        self.check(self.lib.bottomless_spool_open(db_path.encode(), out), f"opening the spool of {db_path}")
+        return out[0]
+
+    def spool_close(self, handle: Any) -> None:
+        self.lib.bottomless_spool_close(handle)
+
+    def spool_start(self, handle: Any) -> int:
+        out = self.ffi.new("uint64_t *")
+        self.check(self.lib.bottomless_spool_start(handle, out), "reading the spool's ack")
+        return int(out[0])
+
+    def spool_next(self, handle: Any, offset: int) -> Record | None:
+        raw = self.ffi.new("bottomless_record *")
+        code = self.check(self.lib.bottomless_spool_next(handle, offset, raw), f"reading the spool at {offset}")
+        if code == self.lib.BOTTOMLESS_DONE:
+            return None
+        return Record(raw, bool(raw.flags & self.lib.BOTTOMLESS_GAP_BEFORE))
+
+    def spool_frames(
+        self, handle: Any, rec: Record, first: int, count: int, chain: Chain
+    ) -> tuple[bytes, Chain] | None:
+        """Pages ``[first, first+count)`` of ``rec`` as WAL frames continuing
+        ``chain``; None while SQLite rewrites them (BUSY: try again)."""
+        size = count * frame_size(rec.page_size)
+        buf = self.ffi.new("uint8_t[]", max(size, 1))
+        c = self._chain_in(chain)
+        code = self.check(
+            self.lib.bottomless_spool_frames(handle, rec.raw, first, count, c, buf, size),
+            f"reading the pages of transaction {rec.seq}",
+        )
+        if code == self.lib.BOTTOMLESS_BUSY:
+            return None
+        return bytes(self.ffi.buffer(buf, size)), self._chain_out(c)
+
+    def spool_ack(self, handle: Any, rec: Record) -> None:
+        self.check(self.lib.bottomless_spool_ack(handle, rec.raw), f"acknowledging {rec.seq}")
+
+    def spool_stats(self, handle: Any) -> SpoolStats:
+        out = self.ffi.new("bottomless_stats *")
+        self.check(self.lib.bottomless_spool_stats(handle, out), "reading spool stats")
+        return SpoolStats(
+            int(out.records),
+            int(out.bytes),
+            int(out.disk_bytes),
+            int(out.oldest_unix_ms),
+            int(out.last_seq),
+            int(out.acked_seq),
+            int(out.gaps),
+            int(out.dropped_seq),
+        )
+
+    def spool_reconcile(self, handle: Any) -> int:
+        out = self.ffi.new("uint64_t *")
+        self.check(self.lib.bottomless_spool_reconcile(handle, out), "reconciling the spool")
+        return int(out[0])
+
+    # -- restore ------------------------------------------------------------
     def wal_checksum(self, data: bytes, chain: Chain, big_endian: bool = False) -> Chain:
         """SQLite's WAL checksum over ``data``, continuing ``chain`` (words
         little-endian, as this library ships them, unless ``big_endian``)."""

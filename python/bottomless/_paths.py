@@ -1,4 +1,11 @@
-"""Where the native extension (libbottomless) lives."""
+"""Where the native extension (libbottomless) and its C ABI header live.
+
+A library and the ``bottomless.h`` it was built from always come from the
+same place: beside the library in an installed package (``_lib/``), or the
+build prefix's ``include/`` beside its ``lib/`` (``zig-out/``), which
+``zig build`` installs together. A header of another build would bind the
+library's calls with the wrong arguments.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +20,23 @@ _REPO_DIR = _PKG_DIR.parent.parent
 def library_name() -> str:
     """File name of the native library on this platform."""
     return "libbottomless.dylib" if sys.platform == "darwin" else "libbottomless.so"
+
+
+HEADER_NAME = "bottomless.h"
+
+
+def header_of(library: str) -> str:
+    """The ``bottomless.h`` of the build that made ``library``."""
+    lib = Path(library).resolve()
+    candidates = [lib.parent / HEADER_NAME, lib.parent.parent / "include" / HEADER_NAME]
+    for path in candidates:
+        if path.is_file():
+            return str(path)
+    looked = ", ".join(str(p) for p in candidates)
+    raise FileNotFoundError(
+        f"the C ABI header {HEADER_NAME} of {lib} is missing (looked in: {looked}); "
+        "rebuild with `python -m ziglang build` or reinstall the package, which put the two side by side"
+    )
 
 
 def _candidates() -> list[Path]:

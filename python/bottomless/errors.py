@@ -76,9 +76,12 @@ class RestoreError(BottomlessError):
 
 
 class NativeError(BottomlessError):
-    """A call into the native core failed."""
+    """A call into the native core failed. ``code`` is the status the core
+    returned (``enum bottomless_status`` in bottomless.h); ``corrupt`` says
+    it was BOTTOMLESS_CORRUPT (a checksum, salt or format mismatch)."""
 
-    def __init__(self, code: int, message: str) -> None:
+    def __init__(self, code: int, message: str, *, corrupt: bool = False) -> None:
         super().__init__(f"{message} (native status {code})")
         self.code = code
         self.message = message
+        self.corrupt = corrupt

@@ -25,7 +25,7 @@ from functools import partial
 from pathlib import Path
 
 from bottomless import catalog, layout, objects, perpage
-from bottomless._native import CORRUPT, ApplyResult, Native, load
+from bottomless._native import ApplyResult, Native, load
 from bottomless.catalog import Batch, Generation
 from bottomless.crypto import Cipher, is_encrypted
 from bottomless.errors import (
@@ -468,7 +468,7 @@ class _Replay:
         try:
             applied = self._apply(frames, bool(self.big_endian))
         except NativeError as exc:
-            if self.big_endian is not None or exc.code != CORRUPT:
+            if self.big_endian is not None or not exc.corrupt:
                 raise RestoreError(f"batch {key!r} failed to apply: {exc}") from None
             try:
                 applied = self._apply(frames, True)

@@ -15,7 +15,6 @@ import logging
 from dataclasses import dataclass, replace
 
 from bottomless import catalog, layout, objects
-from bottomless._native import CORRUPT
 from bottomless.crypto import encryption_metadata
 from bottomless.errors import BottomlessError, DivergedError, NativeError, S3Error
 from bottomless.frames import Chain
@@ -147,7 +146,7 @@ class Shipper:
         try:
             return self._ship_records(snapshot_due)
         except NativeError as exc:
-            if exc.code != CORRUPT:
+            if not exc.corrupt:
                 raise
             # Pages of a transaction are gone (dropped at the side folder's
             # limit, or the WAL was reset behind the extension's back): what

@@ -12,9 +12,6 @@ import ctypes.util
 import logging
 import sqlite3
 from pathlib import Path
-from typing import Any
-
-import cffi
 
 from bottomless._native import Native, load
 from bottomless._paths import extension_path
@@ -22,12 +19,6 @@ from bottomless._paths import extension_path
 log = logging.getLogger(__name__)
 
 VFS_NAME = "bottomless"
-_SQLITE_CDEF = """
-void *sqlite3_vfs_find(const char *);
-int sqlite3_vfs_register(void *, int);
-void *sqlite3_database_file_object(const char *);
-int sqlite3_libversion_number(void);
-"""
 
 
 def _mapped_sqlite_library() -> str | None:
@@ -55,21 +46,7 @@ def python_sqlite_library() -> str:
 
 def register_python_sqlite(native: Native | None = None) -> None:
     """Register the VFS into Python's ``sqlite3`` (idempotent)."""
-    n = native or load()
-    side = cffi.FFI()
-    side.cdef(_SQLITE_CDEF)
-    lib: Any = side.dlopen(python_sqlite_library())
-    fns = n.ffi.new("bottomless_sqlite_fns *")
-
-    def addr(name: str) -> Any:
-        return n.ffi.cast("void *", int(side.cast("uintptr_t", side.addressof(lib, name))))
-
-    fns.vfs_find = addr("sqlite3_vfs_find")
-    fns.vfs_register = addr("sqlite3_vfs_register")
-    fns.database_file_object = (
-        addr("sqlite3_database_file_object") if lib.sqlite3_libversion_number() >= 3031000 else n.ffi.NULL
-    )
-    n.check(n.lib.bottomless_register_vfs(fns), "registering the bottomless VFS")
+    (native or load()).register_vfs(python_sqlite_library())
 
 
 def register_apsw() -> None:
