@@ -47,7 +47,7 @@ from bottomless.errors import BottomlessError, DivergedError, S3Error
 from bottomless.generation_start import start_generation
 from bottomless.health import ProblemReporter, alive, describe_stall
 from bottomless.lease import FencedError, Lease
-from bottomless.lock import ReplicatorLock, is_locked
+from bottomless.lock import is_locked
 from bottomless.restore_marker import forget_restore
 from bottomless.s3 import S3Store
 from bottomless.shipping import Restart, Shipper
@@ -86,11 +86,11 @@ class Replicator:
     def __init__(self, db_path: str, config: Config | None = None, store: S3Store | None = None) -> None:
         self.config = config or Config.from_env()
         self.target = Target.open(db_path, self.config, store)
+        self.lock = self.target.lock
         self.db_path = self.target.db_path
         self.db_name = self.target.db_name
         self.side = self.target.side
         self.spool_dir = self.side.path
-        self.lock = ReplicatorLock(self.spool_dir)
         self.shipper = Shipper(self.target)
         self._wake = threading.Event()
         self._stop = threading.Event()

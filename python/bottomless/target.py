@@ -1,5 +1,5 @@
 """What one replicator ships and where to: the database, its side folder and
-spool, the S3 store, the cipher, and the two protections against a second
+spool, the replicator lock, the S3 store, the cipher, and the two protections against a second
 writer (write-once objects, the lease). Shared by the modules that write to
 S3 for it (``generation_start.py``, ``shipping.py``)."""
 
@@ -13,6 +13,7 @@ from bottomless.config import Config
 from bottomless.crypto import Cipher
 from bottomless.key_ids import key_id
 from bottomless.lease import FencedError, Lease
+from bottomless.lock import ReplicatorLock
 from bottomless.s3 import PreconditionFailed, S3Store
 from bottomless.side_files import SideFolder
 from bottomless.spool import Spool
@@ -29,26 +30,39 @@ class Target:
     cipher: Cipher | None
     write_once: bool
     lease: Lease | None
+    lock: ReplicatorLock  # only its holder ships the database
 
     @classmethod
-    def open(cls, db_path: str, config: Config, store: S3Store | None = None) -> Target:
+    def open(
+        cls,
+        db_path: str,
+        config: Config,
+        store: S3Store | None = None,
+    ) -> Target:
+        """Settings are checked (S3Store, cipher) before anything is made
+        beside the database; then the lock, which makes the side folder and
+        says clearly why it cannot; then the spool."""
         db_path = os.path.abspath(db_path)
         db_name = config.database_id or layout.db_name_for_path(db_path)
         store = store or S3Store(config.endpoint, config.bucket)
+        cipher = config.cipher()
         # Both rest on conditional writes: without them (the setting that
         # accepts the risk on servers that ignore them) there is no lease.
         write_once = config.conditional_writes
         lease = Lease(store, db_name, db_path, config.lease_secs) if config.lease_secs > 0 and write_once else None
+        side = SideFolder.of(db_path)
+        lock = ReplicatorLock(side.path)
         return cls(
             db_path=db_path,
             db_name=db_name,
-            side=SideFolder.of(db_path),
+            side=side,
             config=config,
             store=store,
             spool=Spool(db_path),
-            cipher=config.cipher(),
+            cipher=cipher,
             write_once=write_once,
             lease=lease,
+            lock=lock,
         )
 
     @property
