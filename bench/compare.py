@@ -72,6 +72,7 @@ from bottomless.config import Config
 from bottomless.replicator import wait_durable
 from bottomless.restore import restore
 from bottomless.s3 import S3Store
+from bottomless.side_files import folder_of
 
 BL_BUCKET = "compare-bottomless"
 LS_BUCKET = "compare-litestream"
@@ -254,7 +255,7 @@ def run_bottomless(server: S3Server, work: Path, w: Workload, args: argparse.Nam
     db = folder / "db.sqlite"
     cfg = Config.from_env(endpoint=server.endpoint, bucket=BL_BUCKET, database_id=f"cmp-{w.name}")
     conn = bottomless.connect(str(db), config=cfg, isolation_level=None)
-    sampler = DiskSampler(Path(f"{db}-bottomless"), Path(f"{db}-wal"))
+    sampler = DiskSampler(Path(folder_of(db)), Path(f"{db}-wal"))
     try:
         conn.execute("PRAGMA synchronous=NORMAL")
         w.setup(conn)

@@ -28,6 +28,7 @@ from bottomless.embedded import DEMO_CREDENTIALS, embedded_s3
 from bottomless.errors import UnsupportedServer
 from bottomless.s3 import S3Store
 from bottomless.server_features import ServerFeatures
+from bottomless.side_files import folder_of
 
 NATIVE_FUNCTIONS = (
     "bottomless_wal_checksum",
@@ -244,7 +245,7 @@ def remove_local(db: Path) -> None:
     """Delete a database with its WAL, shm, journal and bottomless folder."""
     for suffix in ("", "-wal", "-shm", "-journal"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
-    shutil.rmtree(f"{db}-bottomless", ignore_errors=True)
+    shutil.rmtree(folder_of(db), ignore_errors=True)
 
 
 def read_rows(db: Path | str, sql: str) -> list[tuple[Any, ...]]:

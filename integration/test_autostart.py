@@ -13,6 +13,7 @@ import pytest
 from bottomless._paths import extension_path
 from bottomless.lock import is_locked
 from bottomless.s3 import S3Store
+from bottomless.side_files import SideFolder
 from bottomless.spool import Spool, spool_dir
 from conftest import remove_local, run_cli, run_shell
 
@@ -31,7 +32,7 @@ def wait_shipped(db: Path, timeout: float = 90) -> None:
             if stats.records == 0:
                 return
         time.sleep(0.2)
-    log = Path(spool_dir(str(db)), "replicator.log")
+    log = SideFolder.of(str(db)).log
     pytest.fail(
         f"the autostarted replicator did not ship {db} in {timeout}s; its log:\n"
         f"{log.read_text() if log.exists() else '(none)'}"

@@ -20,6 +20,7 @@ from bottomless import catalog
 from bottomless.config import Config
 from bottomless.generation import created_at
 from bottomless.s3 import S3Store
+from bottomless.side_files import SideFolder
 from bottomless.spool import spool_dir
 from conftest import dump, integrity, read_rows, remove_local, run_cli
 from test_bad_input import make_ro, read_only_argv
@@ -86,7 +87,7 @@ def test_invalid_bucket_name_is_one_line_everywhere(
     proc = shell(sqlite3_shell, db, "INSERT INTO t VALUES (99);", autostart(bad))
     assert "LIBSQL_BOTTOMLESS_BUCKET" in proc.stderr and "not a valid S3 bucket name" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr and "ParamValidationError" not in proc.stderr, proc.stderr
-    log = Path(spool_dir(str(db)), "replicator.log")
+    log = SideFolder.of(str(db)).log
     assert not log.exists() or "Traceback" not in log.read_text()
     assert read_rows(db, "SELECT count(*) FROM t") == [(4,)]  # the user's write happened
 

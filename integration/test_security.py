@@ -25,7 +25,7 @@ from bottomless.errors import RestoreError
 from bottomless.lease import FencedError, Lease, LeaseInfo
 from bottomless.replicator import Replicator
 from bottomless.restore import restore
-from bottomless.restore_on_open import mark_restored
+from bottomless.restore_marker import mark_restored
 from bottomless.s3 import PreconditionFailed, RetryPolicy, S3Store
 from bottomless.server_features import ServerFeatures
 from conftest import read_rows, refused_without_conditional_writes, run_cli

@@ -21,8 +21,8 @@ from bottomless.config import Config
 from bottomless.errors import S3Error, UnsupportedServer
 from bottomless.replicator import Replicator
 from bottomless.s3 import RetryPolicy, S3Store
-from bottomless.server_features import FEATURES_FILE, HONOURED, IGNORED, ServerFeatures, probe
-from bottomless.spool import spool_dir
+from bottomless.server_features import HONOURED, IGNORED, ServerFeatures, probe
+from bottomless.side_files import SideFolder
 from conftest import integrity, read_rows, refused_without_conditional_writes, run_cli
 from faultproxy import FaultProxy, Faults
 
@@ -161,7 +161,7 @@ def test_features_are_probed_once_and_remembered(
     env = through(cli_env, proxy)
     db = tmp_path / DB
     write_rows(db, env).close()
-    remembered = json.loads((Path(spool_dir(str(db))) / FEATURES_FILE).read_text())
+    remembered = json.loads(SideFolder.of(str(db)).server_features.read_text())
     assert remembered["endpoint"] == proxy.endpoint and remembered["bucket"] == store.bucket
 
     rep = Replicator(str(db), Config.from_env(env))

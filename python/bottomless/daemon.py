@@ -11,9 +11,6 @@ from dataclasses import fields
 from bottomless.config import ENV_PREFIX, Config
 from bottomless.errors import BottomlessError
 
-# Beside the spool: where a detached replicator writes.
-LOG_FILE = "replicator.log"
-
 
 def replicate_command(db_path: str, parent_pid: int) -> list[str]:
     """The one spelling of a background replicator's command line."""

@@ -22,6 +22,7 @@ from bottomless.config import Config
 from bottomless.connection import connect
 from bottomless.embedded import EmbeddedServerMissing, embedded_s3
 from bottomless.s3 import S3Store
+from bottomless.side_files import folder_of
 
 
 @contextlib.contextmanager
@@ -45,7 +46,7 @@ def _endpoint() -> Iterator[str]:
 def _remove_local(db: Path) -> None:
     for extra in ("-wal", "-shm"):
         Path(f"{db}{extra}").unlink(missing_ok=True)
-    shutil.rmtree(f"{db}-bottomless", ignore_errors=True)
+    shutil.rmtree(folder_of(db), ignore_errors=True)
     db.unlink()
 
 

@@ -67,6 +67,10 @@ class UnsupportedServer(S3Error):
     """The S3 server does not honour a guarantee the configuration needs."""
 
 
+class DivergedError(BottomlessError):
+    """The bucket moved on without this database: shipping would mix histories."""
+
+
 class RestoreError(BottomlessError):
     """A restore could not produce a complete, verified database."""
 

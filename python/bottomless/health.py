@@ -16,9 +16,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bottomless.side_files import adopt
-
-PROBLEM_FILE = "replicator.problem"
+from bottomless.side_files import SideFolder, adopt
 
 
 @dataclass(frozen=True)
@@ -30,7 +28,7 @@ class Problem:
 
 
 def _path(spool_dir: str) -> Path:
-    return Path(spool_dir) / PROBLEM_FILE
+    return SideFolder(spool_dir).problem
 
 
 def read_problem(spool_dir: str) -> Problem | None:

@@ -7,19 +7,16 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-from pathlib import Path
 from types import TracebackType
 
-from bottomless.side_files import adopt, ensure_folder
-
-LOCK_FILE = "replicator.lock"
+from bottomless.side_files import SideFolder, adopt, ensure_folder
 
 
 class ReplicatorLock:
     def __init__(self, spool_dir: str) -> None:
         ensure_folder(spool_dir)
         self.spool_dir = spool_dir
-        self.path = Path(spool_dir) / LOCK_FILE
+        self.path = SideFolder(spool_dir).lock
         self._fd: int | None = None
 
     @property
@@ -63,7 +60,7 @@ class ReplicatorLock:
 
 def is_locked(spool_dir: str) -> bool:
     """Whether some process is replicating this database right now."""
-    path = Path(spool_dir) / LOCK_FILE
+    path = SideFolder(spool_dir).lock
     if not path.exists():
         return False
     fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)

@@ -68,6 +68,21 @@ def decode_body(data: bytes, key: str, codec: str, cipher: Cipher | None) -> byt
         raise ObjectError(str(exc)) from None
 
 
+def generation_objects(
+    db_name: str, generation: uuid.UUID, parent: uuid.UUID | None, change_counter: bytes, meta: Meta
+) -> list[tuple[str, bytes]]:
+    """The small objects that finish a new generation after its snapshot, as
+    (key, body) in the order they must be written: ``.dep`` (with a parent),
+    ``.changecounter``, and ``.meta`` last, since a generation without it was
+    never finished."""
+    found: list[tuple[str, bytes]] = []
+    if parent is not None:
+        found.append((layout.dep_key(db_name, generation), layout.encode_dep(parent)))
+    found.append((layout.change_counter_key(db_name, generation), change_counter))
+    found.append((layout.meta_key(db_name, generation), meta.encode()))
+    return found
+
+
 def _read(store: S3Store, key: str, decode: Callable[[bytes], T]) -> T | None:
     """A small object decoded, None when it does not exist; ObjectError
     naming it when ``decode`` finds it malformed (ValueError)."""

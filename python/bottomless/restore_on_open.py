@@ -1,26 +1,23 @@
 """Opening a missing or empty database restores it from S3 first.
 
 The restored file equals the bucket's newest generation, so the replicator
-may then continue from it: a marker beside the spool says so, and the next
-generation records the restored one as its parent.
+may then continue from it: a marker in the side folder says so
+(``restore_marker.py``), and the next generation records the restored one
+as its parent.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 from pathlib import Path
 
 from bottomless import catalog, layout
 from bottomless.config import Config
 from bottomless.restore import RestoreResult, restore
+from bottomless.restore_marker import mark_restored
 from bottomless.s3 import S3Store
-from bottomless.spool import spool_dir
 
 log = logging.getLogger(__name__)
-
-MARKER = "restored-from"
 
 
 def needs_restore(db_path: str) -> bool:
@@ -43,25 +40,3 @@ def restore_if_missing(db_path: str, config: Config, store: S3Store) -> RestoreR
     mark_restored(db_path, str(result.generation))
     log.info("restored %s from generation %s (%d pages)", db_path, result.generation, result.db_size)
     return result
-
-
-def mark_restored(db_path: str, generation: str) -> None:
-    """``db_path`` now holds ``generation``: forget the spool of the database
-    it replaced (it describes nothing that still exists) and let the
-    replicator continue from the restored state in a new generation."""
-    shutil.rmtree(spool_dir(db_path), ignore_errors=True)
-    os.makedirs(spool_dir(db_path), exist_ok=True)
-    Path(spool_dir(db_path), MARKER).write_text(generation)
-
-
-def restored_from(db_path: str) -> str | None:
-    """The generation this database was restored from, if the replicator has
-    not moved on from it yet."""
-    try:
-        return Path(spool_dir(db_path), MARKER).read_text().strip()
-    except FileNotFoundError:
-        return None
-
-
-def forget_restore(db_path: str) -> None:
-    Path(spool_dir(db_path), MARKER).unlink(missing_ok=True)

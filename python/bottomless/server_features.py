@@ -29,10 +29,10 @@ from dataclasses import asdict, dataclass, fields
 from bottomless import layout
 from bottomless.errors import BadCredentials, NoSuchBucket, S3Error, UnsupportedServer
 from bottomless.s3 import PreconditionFailed, S3Store
+from bottomless.side_files import SideFolder
 
 log = logging.getLogger(__name__)
 
-FEATURES_FILE = "s3-server.json"
 HONOURED = "honoured"
 IGNORED = "ignored"
 NOT_PROBED = "not probed"
@@ -166,7 +166,7 @@ def describe(features: ServerFeatures) -> str:
 
 
 def load(spool_dir: str, endpoint: str, bucket: str) -> ServerFeatures | None:
-    path = os.path.join(spool_dir, FEATURES_FILE)
+    path = SideFolder(spool_dir).server_features
     try:
         with open(path) as f:
             raw = json.load(f)
@@ -179,8 +179,8 @@ def load(spool_dir: str, endpoint: str, bucket: str) -> ServerFeatures | None:
 
 
 def save(spool_dir: str, features: ServerFeatures) -> None:
-    path = os.path.join(spool_dir, FEATURES_FILE)
-    tmp = path + ".tmp"
+    path = SideFolder(spool_dir).server_features
+    tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w") as f:
         json.dump(asdict(features), f)
     os.replace(tmp, path)

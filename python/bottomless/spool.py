@@ -17,6 +17,7 @@ from typing import Any
 from bottomless._native import Native, Record, SpoolStats, load
 from bottomless.errors import NativeError
 from bottomless.frames import Chain
+from bottomless.side_files import SideFolder, folder_of
 
 __all__ = ["Record", "Spool", "SpoolStats", "spool_dir"]
 
@@ -25,7 +26,7 @@ BUSY_RETRIES = 200
 
 def spool_dir(db_path: str) -> str:
     """The folder beside the database that holds its spool."""
-    return f"{db_path}-bottomless"
+    return folder_of(db_path)
 
 
 def _inode(path: str) -> tuple[int, int] | None:
@@ -43,7 +44,7 @@ class Spool:
         self.native = native or load()
         self.db_path = db_path
         self._handle: Any = self.native.spool_open(db_path)
-        self._file = os.path.join(spool_dir(db_path), "spool")
+        self._file = str(SideFolder.of(db_path).spool)
         self._inode = _inode(self._file)
 
     def close(self) -> None:

@@ -15,9 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bottomless.frames import Chain
-from bottomless.side_files import adopt
-
-STATE_FILE = "replicator.json"
+from bottomless.side_files import SideFolder, adopt
 
 
 @dataclass(frozen=True)
@@ -41,7 +39,7 @@ class ReplicatorState:
 
 
 def state_path(spool_dir: str) -> Path:
-    return Path(spool_dir) / STATE_FILE
+    return SideFolder(spool_dir).state
 
 
 def load_state(spool_dir: str) -> ReplicatorState | None:

@@ -8,15 +8,13 @@ import os
 
 import click
 
-from bottomless.daemon import LOG_FILE
-from bottomless.side_files import adopt, ensure_folder
-from bottomless.spool import spool_dir
+from bottomless.side_files import SideFolder, adopt, ensure_folder
 
 
 def side_folder(path: str) -> str:
     """Create the side folder of ``path`` (a checked SQLite file), with a
     clear error when its directory does not allow it."""
-    folder = spool_dir(path)
+    folder = SideFolder.of(path).path
     try:
         ensure_folder(folder)
     except OSError as exc:
@@ -31,7 +29,7 @@ def detach(path: str, status: int = 0) -> None:
     """Go on in the background, in a session of its own, writing to the
     replicator's log beside the database ``path``; the process that started
     this command gets ``status`` at once."""
-    log_path = os.path.join(side_folder(path), LOG_FILE)
+    log_path = str(SideFolder(side_folder(path)).log)
     try:
         log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
     except OSError as exc:

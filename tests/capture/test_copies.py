@@ -8,6 +8,7 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+from bottomless.side_files import PAGES, SideFolder
 from bottomless.spool import Spool
 from bottomless.sqlite_vfs import register_python_sqlite
 from tests.capture.hosts import content
@@ -33,7 +34,7 @@ def test_records_read_after_many_wal_restarts_replay_exactly(tmp_path: Path) -> 
             else:
                 conn.execute("INSERT INTO t(v) VALUES (randomblob(?))", (100 + i % 900,))
         live = content(lambda sql: conn.execute(sql).fetchall())
-        copied = (Path(f"{db}-bottomless") / "pages").stat().st_size
+        copied = SideFolder.of(db).file(PAGES).stat().st_size
         assert copied > 0, "no WAL restart copied anything: the test exercised nothing"
         assert replayer.catch_up() >= 3000
         assert replayed_content(replayer.target) == live

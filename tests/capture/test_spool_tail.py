@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from bottomless.side_files import SideFolder
 from bottomless.spool import Record, Spool
 from bottomless.sqlite_vfs import register_python_sqlite
 
@@ -34,7 +35,7 @@ def test_a_torn_record_at_the_end_is_cleared_by_the_next_writer(tmp_path: Path) 
     before = _records(db)
     assert [r.seq for r in before] == list(range(before[0].seq, before[0].seq + len(before)))
     end = before[-1].next_offset
-    spool_file = Path(f"{db}-bottomless") / "spool"
+    spool_file = SideFolder.of(db).spool
     assert spool_file.stat().st_size > end, "the spool is expected to be allocated ahead of its records"
 
     # What a writer killed in the middle of an append leaves: the start of a

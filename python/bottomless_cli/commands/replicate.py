@@ -7,18 +7,17 @@ import logging
 import signal
 import threading
 import time
-from pathlib import Path
 from types import FrameType
 
 import click
 
 from bottomless.config import Config
-from bottomless.daemon import LOG_FILE
 from bottomless.lock import is_locked
-from bottomless.replicator import SNAPSHOT_REQUEST, Replicator, wait_durable
+from bottomless.replicator import Replicator, wait_durable
 from bottomless.restore_on_open import restore_if_missing
 from bottomless.s3 import S3Store
-from bottomless.spool import spool_dir
+from bottomless.side_files import LOG, SideFolder
+from bottomless.snapshot_request import request_snapshot, snapshot_requested
 from bottomless_cli import background
 from bottomless_cli.context import CliState, pass_state
 
@@ -33,7 +32,7 @@ def replicate(path: str, config: Config, exit_when_idle: bool, parent_pid: int |
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
     rep.run(exit_when_idle=exit_when_idle, parent_pid=parent_pid)
-    rep.lock.release()
+    rep.release()
     if rep.error is not None:
         if logging.getLogger("bottomless").isEnabledFor(logging.ERROR):
             raise click.exceptions.Exit(1)  # the replicator's log line already said why
@@ -46,7 +45,7 @@ def replicate(path: str, config: Config, exit_when_idle: bool, parent_pid: int |
 @click.option(
     "--detach",
     is_flag=True,
-    help=f"Check the settings and the database, then go on in the background, logging to <db>-bottomless/{LOG_FILE}.",
+    help=f"Check the settings and the database, then go on in the background, logging to <db>-bottomless/{LOG}.",
 )
 @pass_state
 def replicate_cmd(state: CliState, exit_when_idle: bool, parent_pid: int | None, detach: bool) -> None:
@@ -65,13 +64,13 @@ def replicate_cmd(state: CliState, exit_when_idle: bool, parent_pid: int | None,
 def sync_cmd(state: CliState, timeout: float) -> None:
     """Return once every transaction committed before it started is in S3."""
     path, config = state.local_database()
-    if not is_locked(spool_dir(path)):
+    if not is_locked(SideFolder.of(path).path):
         rep = Replicator(path, config)
         try:
-            if rep.lock.acquire(timeout=0):
+            if rep.acquire(timeout=0):
                 rep.ship()
         finally:
-            rep.lock.release()
+            rep.release()
     try:
         wait_durable(path, timeout=timeout)
     except TimeoutError as exc:
@@ -86,18 +85,17 @@ def snapshot_cmd(state: CliState, timeout: float) -> None:
     """Start a new generation of DATABASE (-d) now, from its current state."""
     path, config = state.local_database()
     rep = Replicator(path, config)
-    if rep.lock.acquire(timeout=0):
+    if rep.acquire(timeout=0):
         try:
-            rep.prepare_for_snapshot()
-            gen = rep.new_generation(parent=rep.parent_generation())
+            gen = rep.start_new_generation()
         finally:
-            rep.lock.release()
+            rep.release()
         click.echo(f"new generation {gen.generation}")
         return
-    request = Path(spool_dir(path), SNAPSHOT_REQUEST)
-    request.touch()
+    side = SideFolder.of(path)
+    request_snapshot(side)
     deadline = time.monotonic() + timeout
-    while request.exists():
+    while snapshot_requested(side):
         if time.monotonic() > deadline:
             raise click.ClickException(f"the running replicator did not take the snapshot within {timeout:.0f}s")
         time.sleep(0.1)

@@ -10,7 +10,7 @@ from datetime import datetime
 import click
 
 from bottomless.restore import restore
-from bottomless.restore_on_open import mark_restored
+from bottomless.restore_marker import mark_restored
 from bottomless_cli.commands.progress import RestoreProgress, print_json, summary
 from bottomless_cli.context import CliState, generation_option, pass_state
 from bottomless_cli.dates import UTC_DATETIME

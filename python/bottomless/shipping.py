@@ -1,0 +1,277 @@
+"""Shipping: the spool's records as batches of WAL frames, in order, into
+the current generation; and merged objects for runs of small batches.
+
+The shipper knows where the current generation ends (``state``) and moves
+it forward one PUT at a time: state saved, then the spool acknowledged. It
+never starts a generation itself: when what S3 holds cannot be continued (a
+gap, lost pages) or a new snapshot is due, it says so (``ShipResult.restart``)
+and the replicator starts one (``generation_start.py``).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+from dataclasses import dataclass, replace
+
+from bottomless import catalog, layout, objects
+from bottomless.crypto import encryption_metadata
+from bottomless.errors import BottomlessError, DivergedError, NativeError, S3Error
+from bottomless.frames import Chain
+from bottomless.merging import MergeRun
+from bottomless.s3 import PreconditionFailed
+from bottomless.spool import Record
+from bottomless.state import ReplicatorState, save_state
+from bottomless.target import Target
+
+log = logging.getLogger(__name__)
+
+
+class Restart(enum.Enum):
+    """Why the current generation takes no more and a new one must start."""
+
+    GAP = "gap"  # commits were not captured: S3 cannot continue across the hole
+    PAGES_LOST = "pages lost"  # pages of a transaction are gone from the WAL and the spool
+    DUE = "due"  # snapshot interval, page size change or an explicit request
+
+    @property
+    def finish_current(self) -> bool:
+        """Whether the current generation can still take what the spool holds."""
+        return self is Restart.DUE
+
+
+@dataclass(frozen=True)
+class ShipResult:
+    shipped: int  # transactions
+    restart: Restart | None = None
+    reason: str = ""
+
+
+@dataclass
+class _Batch:
+    """An encoded batch, kept until its PUT succeeds so a retry re-sends the
+    very same object under the very same key."""
+
+    key: str
+    body: bytes
+    last: Record
+    state: ReplicatorState
+    records: int
+    frames: int
+    first: int
+    raw: bytes | bytearray  # the uncompressed frames, for merging
+
+
+class Shipper:
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self.spool = target.spool
+        self.state: ReplicatorState | None = None
+        self._pending: _Batch | None = None
+        self._merge = MergeRun()
+
+    # ---- where the generation ends --------------------------------------------
+    def begin(self, state: ReplicatorState) -> None:
+        """Ship from a new generation's state on: acknowledge what its snapshot holds."""
+        self.state = state
+        self.ack_through(state.shipped_seq)
+
+    def forget_merge_run(self) -> None:
+        self._merge.clear()
+
+    def fast_forward(self) -> None:
+        """Skip records whose frames reached S3 before the state recorded them
+        (a crash between PUT and save)."""
+        assert self.state is not None
+        state = self.state
+        gen = catalog.load_generation(self.target.store, self.target.db_name, state.generation_id)
+        target = gen.last_frame
+        if target < state.next_frame:
+            return
+        chain = state.chain_state()
+        frame = state.next_frame
+        last: Record | None = None
+        for rec in self.spool.records():
+            if rec.seq <= state.shipped_seq:
+                continue
+            if frame > target:
+                break
+            _, chain = self.spool.frames(rec, chain)
+            frame += rec.n_pages
+            last = rec
+        if last is None or frame != target + 1:
+            raise DivergedError(
+                f"generation {state.generation} ends at frame {target}, which the local spool cannot account "
+                "for: start a new generation (bottomless-cli snapshot)"
+            )
+        self.state = replace(
+            state,
+            next_frame=frame,
+            chain=_chain_tuple(chain),
+            shipped_seq=last.seq,
+            frames_since_snapshot=state.frames_since_snapshot + frame - state.next_frame,
+        )
+        save_state(self.target.side.path, self.state)
+        self.spool.ack(last)
+        log.info("generation %s already held frames up to %d; resumed after them", state.generation, target)
+
+    def ack_through(self, seq: int) -> None:
+        last: Record | None = None
+        for rec in self.spool.records():
+            if rec.seq > seq:
+                break
+            last = rec
+        if last is not None:
+            self.spool.ack(last)
+
+    # ---- shipping ---------------------------------------------------------------
+    def has_pending(self) -> bool:
+        """Cheap local check: is there a record past what we acknowledged?
+
+        One local read (the file size says nothing: the capture side
+        allocates the spool ahead of its records). A spool replaced under
+        us, by a restore, holds nothing of ours."""
+        if self._pending is not None:
+            return True
+        if self.spool.replaced():
+            return False
+        return self.spool.next(self.spool.start()) is not None
+
+    def oldest_pending_age(self, limit: float) -> float:
+        """Seconds since the oldest unshipped record was committed, at most
+        ``limit`` (0 when unknown)."""
+        if self._pending is not None or self.spool.replaced():
+            return 0.0
+        rec = self.spool.next(self.spool.start())
+        if rec is None:
+            return 0.0
+        return min(max(0.0, time.time() - rec.unix_ms / 1000), limit)
+
+    def ship(self, snapshot_due: bool) -> ShipResult:
+        """Upload what the spool holds into the current generation; says
+        when a new generation must start (``snapshot_due``: one was asked for)."""
+        assert self.state is not None
+        if self._pending is not None:
+            self._put(self._pending)
+        try:
+            return self._ship_records(snapshot_due)
+        except NativeError as exc:
+            if not exc.corrupt:
+                raise
+            # Pages of a transaction are gone (dropped at the side folder's
+            # limit, or the WAL was reset behind the extension's back): what
+            # S3 holds cannot be continued, so start over from a snapshot.
+            return ShipResult(0, Restart.PAGES_LOST, exc.message)
+
+    def _ship_records(self, snapshot_due: bool) -> ShipResult:
+        assert self.state is not None
+        shipped = 0
+        batch: list[Record] = []
+        frames = 0
+        gap: Record | None = None
+        for rec in self.spool.records():
+            if rec.seq <= self.state.shipped_seq:
+                self.spool.ack(rec)
+                continue
+            if rec.gap_before:
+                gap = rec
+                break
+            expected = self.state.shipped_seq + len(batch) + 1
+            if rec.seq != expected:
+                raise BottomlessError(f"spool of {self.target.db_path} skips from seq {expected - 1} to {rec.seq}")
+            if rec.page_size != self.state.page_size:
+                break  # only a new generation can change the page size
+            batch.append(rec)
+            frames += rec.n_pages
+            if frames >= self.target.config.batch_max_frames:
+                shipped += self._ship_batch(batch)
+                batch, frames = [], 0
+        if batch:
+            shipped += self._ship_batch(batch)
+        if gap is not None:
+            # What S3 holds cannot continue across the hole: a snapshot
+            # holds everything up to now, gap included.
+            return ShipResult(
+                shipped,
+                Restart.GAP,
+                f"transactions of {self.target.db_path} before spool seq {gap.seq} were not captured (see the "
+                "application's log: the side folder was not writable or full, or passed "
+                "LIBSQL_BOTTOMLESS_SPOOL_MAX_BYTES)",
+            )
+        if (
+            snapshot_due
+            or self.state.frames_since_snapshot >= self.target.config.snapshot_frames
+            or self._page_size_changed()
+        ):
+            return ShipResult(shipped, Restart.DUE)
+        return ShipResult(shipped)
+
+    def _page_size_changed(self) -> bool:
+        assert self.state is not None
+        rec = next(iter(self.spool.records()), None)
+        return rec is not None and rec.seq > self.state.shipped_seq and rec.page_size != self.state.page_size
+
+    def _ship_batch(self, records: list[Record]) -> int:
+        assert self.state is not None
+        state = self.state
+        raw, chain = self.spool.frames_run(records, state.chain_state())
+        frames = sum(rec.n_pages for rec in records)
+        first, last = state.next_frame, state.next_frame + frames - 1
+        codec = self.target.config.compression
+        db_name = self.target.db_name
+        key = layout.batch_key(db_name, state.generation_id, first, last, records[-1].unix_ms // 1000, codec)
+        body = objects.encode_body(raw, codec, key, self.target.cipher)
+        new_state = replace(
+            state,
+            next_frame=last + 1,
+            chain=_chain_tuple(chain),
+            shipped_seq=records[-1].seq,
+            frames_since_snapshot=state.frames_since_snapshot + frames,
+        )
+        batch = _Batch(key, body, records[-1], new_state, len(records), frames, first, raw)
+        self._pending = batch
+        self._put(batch)
+        return len(records)
+
+    def _put(self, batch: _Batch) -> None:
+        self.target.guard()
+        self.target.put_fenced(batch.key, batch.body, encryption_metadata(self.target.cipher))
+        save_state(self.target.side.path, batch.state)
+        self.state = batch.state
+        self._pending = None
+        self.spool.ack(batch.last)
+        log.info(
+            "batch %s: %d transaction(s), %d frame(s), %d bytes; requests so far %s",
+            batch.key,
+            batch.records,
+            batch.frames,
+            len(batch.body),
+            self.target.store.stats.snapshot(),
+        )
+        unix_secs = batch.last.unix_ms // 1000
+        if self._merge.add(batch.first, batch.state.next_frame - 1, unix_secs, batch.raw):
+            self._upload_merged()
+
+    def _upload_merged(self) -> None:
+        """One object for the run of small batches just shipped (an extra the
+        restore prefers; losing it loses nothing, so failures only log)."""
+        assert self.state is not None
+        first, last, unix_secs, raw = self._merge.take()
+        codec = self.target.config.compression
+        # Named so libSQL's key parser skips it (its replay would take the
+        # overlap for a gap and stop there); this project's reader prefers it.
+        key = layout.merged_batch_key(self.target.db_name, self.state.generation_id, first, last, unix_secs, codec)
+        body = objects.encode_body(raw, codec, key, self.target.cipher)
+        try:
+            self.target.guard()
+            self.target.put_once(key, body, encryption_metadata(self.target.cipher))
+            log.info("merged frames %d-%d into %s (%d bytes)", first, last, key, len(body))
+        except PreconditionFailed:
+            log.info("%s exists already", key)
+        except S3Error as exc:
+            log.warning("could not upload merged batch %s (%s); restores fetch the small ones", key, exc)
+
+
+def _chain_tuple(chain: Chain) -> tuple[int, int, int, int]:
+    return (chain.salt1, chain.salt2, chain.cksum1, chain.cksum2)
