@@ -10,15 +10,20 @@ then the very same UPDATEs; with ``--litestream-sync each``, the default, a
 file per transaction before its own compaction runs). Both go to the same
 moto S3 server (a child process that logs every request: s3bench.py).
 
-Then each is restored (bottomless in this process with
-``bottomless.restore.restore``, Litestream with ``litestream restore -o``),
-alternating for ``--rounds``; the restored files must pass
-``PRAGMA integrity_check`` and hold the same rows as their source.
-``--profile`` runs the first bottomless restore under cProfile and prints
-where its time goes.
+Then each is restored, each restore a process of its own whose peak RSS
+is read when it ends (bottomless: ``bench/restore_run.py``, which calls
+``bottomless.restore.restore``; Litestream: ``litestream restore -o``),
+alternating for ``--rounds``, medians reported. Bottomless is also
+restored from a local copy of its objects ("local apply": no network, the
+ceiling of the restore's own side). The restored files must pass
+``PRAGMA integrity_check`` and hold the same rows as their source. The S3
+server's busy seconds (the union of its request intervals) show when a
+restore waits on the server. ``--profile`` runs the first bottomless
+restore under cProfile and prints where its time goes.
 
-    PYTHONPATH=python python bench/restore.py                 # 256 MiB, 2,000 batches
-    PYTHONPATH=python python bench/restore.py --mib 64 --txs 500
+    PYTHONPATH=python python bench/restore.py                 # 256 MiB, 2,000 batches, 3 rounds
+    PYTHONPATH=python python bench/restore.py --mib 1024
+    PYTHONPATH=python python bench/restore.py --mib 2048 --no-litestream --rounds 1   # peak RSS
 """
 
 # mypy: disable-error-code="import-untyped"
@@ -26,29 +31,40 @@ where its time goes.
 from __future__ import annotations
 
 import argparse
-import cProfile
-import io
+import json
 import os
-import pstats
 import random
 import shutil
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from s3bench import Litestream, S3Server, content_digest, integrity, library_description, litestream_version, mib, table
+from s3bench import (
+    Litestream,
+    S3Server,
+    content_digest,
+    integrity,
+    library_description,
+    litestream_binary,
+    litestream_version,
+    mib,
+    table,
+)
 
 import bottomless
 from bottomless import catalog
 from bottomless.config import Config
 from bottomless.replicator import wait_durable
-from bottomless.restore import restore
 from bottomless.s3 import S3Store
 
+HERE = Path(__file__).resolve().parent
 ROW_HEX = 1000  # characters per row: hex(randomblob(500))
 BL_BUCKET = "restore-bottomless"
 LS_BUCKET = "restore-litestream"
@@ -161,26 +177,79 @@ def server_busy(server: S3Server, t0: float, t1: float) -> tuple[float, float]:
     return total, longest
 
 
-def profiled_restore(endpoint: str, out: Path, top: int) -> tuple[float, str]:
-    profiler = cProfile.Profile()
-    t0 = time.perf_counter()
-    profiler.enable()
-    restore(S3Store(endpoint, BL_BUCKET), DB_ID, str(out))
-    profiler.disable()
-    elapsed = time.perf_counter() - t0
-    buf = io.StringIO()
-    stats = pstats.Stats(profiler, stream=buf)
-    stats.sort_stats("cumulative").print_stats(top)
-    buf.write("\n--- by own time ---\n")
-    stats.sort_stats("tottime").print_stats(top)
-    return elapsed, buf.getvalue()
+@dataclass
+class Run:
+    seconds: float  # wall time of the restoring process
+    peak_rss: int  # bytes
+    figures: dict[str, Any]
+
+
+def vm_hwm(pid: int | str) -> int:
+    """Peak resident set of a process (``VmHWM``, bytes; 0 once it is gone).
+    Unlike wait4's ru_maxrss it starts afresh at exec, so it does not count
+    the pages a child shared with this process before exec."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str, str]:
+    """Runs ``cmd``; (wall seconds, peak RSS bytes sampled every 10 ms, stdout, stderr)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
+        peak = 0
+        while proc.poll() is None:
+            peak = max(peak, vm_hwm(proc.pid))
+            time.sleep(0.01)
+        elapsed = time.perf_counter() - t0
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(), err.read().decode()
+    if proc.returncode:
+        raise RuntimeError(f"{cmd[:3]} failed ({proc.returncode}): {stderr[-2000:]}")
+    return elapsed, peak, stdout, stderr
+
+
+def restore_bottomless(endpoint: str, out: Path, local: Path | None, profile: bool) -> tuple[Run, str]:
+    cmd = [sys.executable, str(HERE / "restore_run.py"), endpoint, BL_BUCKET, DB_ID, str(out)]
+    if local is not None:
+        cmd += ["--local", str(local)]
+    if profile:
+        cmd.append("--profile")
+    elapsed, rss, stdout, stderr = measured(cmd)
+    figures = json.loads(stdout.strip().splitlines()[-1])
+    return Run(elapsed, max(rss, figures.pop("peak_rss", 0)), figures), stderr
+
+
+def restore_litestream(ls: Litestream, out: Path) -> Run:
+    cmd = [litestream_binary(), "restore", "-config", str(ls.config), "-o", str(out), str(ls.db)]
+    elapsed, rss, _, _ = measured(cmd, ls.env())
+    return Run(elapsed, rss, {})
+
+
+def mirror(endpoint: str, dest: Path) -> int:
+    """Copies bottomless's objects to ``dest`` (one file per key); their bytes."""
+    store = S3Store(endpoint, BL_BUCKET)
+    total = 0
+    for obj in store.list_objects(""):
+        path = dest / obj.key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(store.get(obj.key))
+        total += obj.size
+    return total
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Restore time and throughput: bottomless vs Litestream, same data.")
     p.add_argument("--mib", type=float, default=256.0, help="database size in MiB (default: 256)")
     p.add_argument("--txs", type=int, default=2000, help="small transactions after the snapshot (default: 2000)")
-    p.add_argument("--rounds", type=int, default=1, help="alternating restore rounds per tool (default: 1)")
+    p.add_argument("--rounds", type=int, default=3, help="alternating restore rounds per tool (default: 3)")
+    p.add_argument("--no-litestream", action="store_true", help="bottomless only (the large memory runs)")
     p.add_argument(
         "--litestream-sync",
         choices=("each", "natural"),
@@ -194,7 +263,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="PRAGMA wal_autocheckpoint=0 on Litestream's writer (default: SQLite's default, 1000 pages)",
     )
     p.add_argument("--profile", action="store_true", help="profile the first bottomless restore (cProfile)")
-    p.add_argument("--profile-top", type=int, default=25, help="profile lines to print (default: 25)")
     p.add_argument("--dir", type=Path, default=None, help="directory for the databases (default: a temp dir)")
     args = p.parse_args(argv)
     if args.mib <= 0 or args.txs < 1 or args.rounds < 1:
@@ -226,66 +294,78 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"bottomless: snapshot {bl_snap_s:.1f} s, {args.txs} transactions -> {batches} batches in {bl_tx_s:.1f} s"
         )
         ls = Litestream(ls_db, server.endpoint, LS_BUCKET, DB_ID, work)
-        ls_snap_s, ls_tx_s = replicate_litestream(
-            ls, ls_db, txs, args.litestream_sync == "each", not args.ls_no_autocheckpoint
-        )
-        ls_objects = [e for e in server.events() if e.kind == "PUT" and e.path.startswith(f"/{LS_BUCKET}/")]
-        print(
-            f"litestream: snapshot {ls_snap_s:.1f} s, {args.txs} transactions in {ls_tx_s:.1f} s "
-            f"({len(ls_objects)} PUTs)",
-            flush=True,
-        )
+        ls_objects: list[Any] = []
+        if not args.no_litestream:
+            ls_snap_s, ls_tx_s = replicate_litestream(
+                ls, ls_db, txs, args.litestream_sync == "each", not args.ls_no_autocheckpoint
+            )
+            ls_objects = [e for e in server.events() if e.kind == "PUT" and e.path.startswith(f"/{LS_BUCKET}/")]
+            print(
+                f"litestream: snapshot {ls_snap_s:.1f} s, {args.txs} transactions in {ls_tx_s:.1f} s "
+                f"({len(ls_objects)} PUTs)",
+                flush=True,
+            )
+            if content_digest(bl_db) != content_digest(ls_db):
+                print("WARNING: the two sources differ (the workload is not the same)")
+        local = work / "mirror"
+        print(f"local copy of bottomless's objects: {mib(mirror(server.endpoint, local))}", flush=True)
 
-        bl_digest, ls_digest = content_digest(bl_db), content_digest(ls_db)
-        if bl_digest != ls_digest:
-            print("WARNING: the two sources differ (the workload is not the same)")
-
-        times: dict[str, list[float]] = {"bottomless": [], "litestream": []}
-        gets: dict[str, int] = {}
-        busy: dict[str, tuple[float, float]] = {}
+        tools = ["bottomless", "bottomless-local"] + ([] if args.no_litestream else ["litestream"])
+        runs: dict[str, list[Run]] = {tool: [] for tool in tools}
+        gets: dict[str, list[int]] = {tool: [] for tool in tools}
+        busy: dict[str, list[float]] = {tool: [] for tool in tools}
         checks: dict[str, tuple[str, bool, int]] = {}
         profile_text = ""
         for rnd in range(args.rounds):
-            for tool in ("bottomless", "litestream"):
+            for tool in tools:
                 out = work / f"restored-{tool}-{rnd}.db"
                 t0 = time.time()
-                if tool == "bottomless":
-                    if args.profile and rnd == 0:
-                        elapsed, profile_text = profiled_restore(server.endpoint, out, args.profile_top)
-                    else:
-                        p0 = time.perf_counter()
-                        restore(S3Store(server.endpoint, BL_BUCKET), DB_ID, str(out))
-                        elapsed = time.perf_counter() - p0
+                if tool == "litestream":
+                    run = restore_litestream(ls, out)
                 else:
-                    elapsed = ls.restore(out)
+                    profile = args.profile and rnd == 0 and tool == "bottomless"
+                    run, err = restore_bottomless(
+                        server.endpoint, out, local if tool != "bottomless" else None, profile
+                    )
+                    if profile:
+                        profile_text = err
                 t1 = time.time()
-                times[tool].append(elapsed)
+                runs[tool].append(run)
                 counted = server.counts(t0, t1)
-                gets[tool] = counted["GET"] + counted["LIST"]
-                busy[tool] = server_busy(server, t0, t1)
-                source = bl_db if tool == "bottomless" else ls_db
+                gets[tool].append(counted["GET"] + counted["LIST"])
+                busy[tool].append(server_busy(server, t0, t1)[0])
+                source = ls_db if tool == "litestream" else bl_db
                 checks[tool] = (integrity(out), content_digest(out) == content_digest(source), out.stat().st_size)
-                print(f"  round {rnd + 1}: {tool} restore {elapsed:.2f} s", file=sys.stderr, flush=True)
+                print(
+                    f"  round {rnd + 1}: {tool} restore {run.seconds:.2f} s, peak RSS {mib(run.peak_rss)}, "
+                    f"{json.dumps(run.figures)}",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 out.unlink()
 
-    bl_t, ls_t = statistics.median(times["bottomless"]), statistics.median(times["litestream"])
+    med = {tool: statistics.median(r.seconds for r in runs[tool]) for tool in tools}
     rows_out = []
-    for tool, t_med, objects in (
-        ("bottomless", bl_t, f"1 snapshot + {batches:,} batches"),
-        ("litestream", ls_t, f"{len(ls_objects):,} PUT during replication"),
-    ):
+    for tool in tools:
         ok, equal, out_size = checks[tool]
+        objects = (
+            f"{len(ls_objects):,} PUT during replication"
+            if tool == "litestream"
+            else f"1 snapshot + {batches:,} batches"
+        )
+        inner = [r.figures.get("restore_seconds") for r in runs[tool] if r.figures]
         rows_out.append(
             [
                 tool,
                 mib(out_size),
                 objects,
-                f"{gets[tool]:,}",
-                f"{busy[tool][0]:.2f}",
-                f"{busy[tool][1]:.2f}",
-                f"{t_med:.2f}",
-                " ".join(f"{x:.2f}" for x in times[tool]),
-                f"{out_size / 2**20 / t_med:,.1f}",
+                f"{statistics.median(gets[tool]):,.0f}",
+                f"{statistics.median(busy[tool]):.2f}",
+                f"{med[tool]:.2f}",
+                " ".join(f"{r.seconds:.2f}" for r in runs[tool]),
+                f"{statistics.median(inner):.2f}" if inner else "-",
+                f"{out_size / 2**20 / med[tool]:,.1f}",
+                mib(max(r.peak_rss for r in runs[tool])),
                 ok,
                 "yes" if equal else "NO",
             ]
@@ -297,12 +377,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "tool",
                 "db size",
                 "in S3",
-                "GET+LIST in restore",
+                "GET+LIST",
                 "server busy s",
-                "largest GET s",
-                "restore s (median)",
+                "process s (median)",
                 "rounds s",
+                "restore() s",
                 "MiB/s",
+                "peak RSS",
                 "integrity",
                 "equals source",
             ],
@@ -310,10 +391,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             left=3,
         )
     )
-    ratio = ls_t / bl_t
     print()
-    print(f"speed-up bottomless vs litestream: {ratio:.2f}x (target >= 2x: {'met' if ratio >= 2 else 'NOT met'})")
-    print(f"sources identical across tools: {'yes' if bl_digest == ls_digest else 'NO'}")
+    phases = [r.figures for r in runs["bottomless"]]
+    keys = [k for k in phases[0] if k.endswith("_seconds") and k != "restore_seconds"]
+    print(
+        "bottomless, where the time goes (medians, s): "
+        + ", ".join(f"{k[: -len('_seconds')]} {statistics.median(p[k] for p in phases):.2f}" for k in keys)
+    )
+    bl, local_t = med["bottomless"], med["bottomless-local"]
+    print(f"local apply: {out_size / 2**20 / local_t:,.1f} MiB/s (target >= 800)")
+    print(f"end to end: {out_size / 2**20 / bl:,.1f} MiB/s (target >= 300)")
+    if "litestream" in med:
+        ratio = med["litestream"] / bl
+        print(f"speed-up bottomless vs litestream: {ratio:.2f}x (target >= 4x: {'met' if ratio >= 4 else 'NOT met'})")
     if profile_text:
         print()
         print("cProfile of the first bottomless restore:")

@@ -34,6 +34,9 @@ NATIVE_FUNCTIONS = (
     "bottomless_wal_checksum",
     "bottomless_apply_frames",
     "bottomless_finish_restore",
+    "bottomless_check_frames",
+    "bottomless_write_newest",
+    "bottomless_write_image",
 )
 
 

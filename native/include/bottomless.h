@@ -175,6 +175,24 @@ int bottomless_apply_frames(const char *db_path, uint32_t page_size,
                             uint64_t *frames_applied);
 /* Sets the file to db_size pages and makes it durable. */
 int bottomless_finish_restore(const char *db_path, uint32_t page_size, uint32_t db_size);
+
+/* ---- restore pipeline: each page written once, newest image first ------- */
+#define BOTTOMLESS_CHECK_AFTER_FIRST 4 /* frame 0's checksum is the caller's; chain starts at its words */
+/* Checks the page numbers and (with BOTTOMLESS_APPLY_VERIFY) the chained
+ * checksums of WAL frames from chain, writing nothing; chain ends at the
+ * last frame. *last_commit is the index of the last commit frame (-1:
+ * none), *db_size the database size it records. */
+int bottomless_check_frames(uint32_t page_size, const uint8_t *frames, size_t len, int flags,
+                            bottomless_chain *chain, int64_t *last_commit, uint32_t *db_size);
+/* Writes into fd, newest frame first, the page of each frame that is at
+ * most max_pgno and not yet set in bitmap (bit pgno%8 of byte pgno/8;
+ * bitmap_len >= max_pgno/8 + 1), and sets it; *written counts them. */
+int bottomless_write_newest(int fd, uint32_t page_size, const uint8_t *frames, size_t len,
+                            uint8_t *bitmap, size_t bitmap_len, uint32_t max_pgno, uint64_t *written);
+/* Writes the pages first_pgno.. held in data (whole pages) that are at most
+ * max_pgno and not set in bitmap, one pwrite per run, and sets them. */
+int bottomless_write_image(int fd, uint32_t page_size, uint32_t first_pgno, const uint8_t *data, size_t len,
+                           uint8_t *bitmap, size_t bitmap_len, uint32_t max_pgno, uint64_t *written);
 /* SQLite's WAL checksum over data (words big-endian when big_endian != 0,
  * else little-endian), continuing chain. */
 int bottomless_wal_checksum(const uint8_t *data, size_t len, int big_endian,

@@ -10,6 +10,12 @@ const walfmt = @import("walfmt.zig");
 const frames_run = @import("frames_run.zig");
 const snapshot_point = @import("snapshot_point.zig");
 const restore = @import("restore.zig");
+const restore_abi = @import("restore_abi.zig");
+// The restore pipeline's exports live in restore_abi.zig; named here so
+// abi.checkExports sees them.
+pub const bottomless_check_frames = restore_abi.bottomless_check_frames;
+pub const bottomless_write_newest = restore_abi.bottomless_write_newest;
+pub const bottomless_write_image = restore_abi.bottomless_write_image;
 const status = @import("status.zig");
 const log = @import("log.zig");
 const abi = @import("abi.zig");
@@ -294,9 +300,11 @@ const all_files = struct {
     pub const libsql = @import("libsql.zig");
     pub const log = @import("log.zig");
     pub const materialize = @import("materialize.zig");
+    pub const newest = @import("newest.zig");
     pub const payload_hash = @import("payload_hash.zig");
     pub const problems = @import("problems.zig");
     pub const restore = @import("restore.zig");
+    pub const restore_abi = @import("restore_abi.zig");
     pub const seal = @import("seal.zig");
     pub const sidefolder = @import("sidefolder.zig");
     pub const snapshot_point = @import("snapshot_point.zig");

@@ -7,6 +7,7 @@ import os
 import shutil
 import tempfile
 import zlib
+from collections.abc import Iterator
 
 import zstandard
 
@@ -28,32 +29,90 @@ def compress(data: bytes | bytearray, codec: str, level: int | None = None) -> b
 
 def decompress(data: bytes, codec: str, key: str = "<object>") -> bytes:
     """Decompress ``data``; CompressionError naming ``key`` if it is damaged."""
-    try:
-        if codec == "zstd":
-            return _zstd(data)
-        if codec == "gz":
-            if not data:
-                raise ValueError("empty object (a gzip stream has a header)")
-            return gzip.decompress(data)
-        if codec == "raw":
-            return data
-    except (zstandard.ZstdError, OSError, EOFError, zlib.error, ValueError) as exc:
-        raise CompressionError(f"object {key!r} does not decompress as {codec}: {exc}") from exc
-    raise CompressionError(f"object {key!r} has unknown compression {codec!r}")
+    stream = Decompressor(codec, key)
+    return b"".join([*stream.feed(data), *stream.finish()])
 
 
-def _zstd(data: bytes) -> bytes:
-    if not data:
-        raise ValueError("empty object (a zstd stream has at least one frame)")
-    out = bytearray()
-    rest = data
-    while rest:
-        decoder = zstandard.ZstdDecompressor().decompressobj()
-        out += decoder.decompress(rest)
-        if not decoder.eof:
-            raise ValueError("truncated zstd frame")
-        rest = decoder.unused_data
-    return bytes(out)
+FEED = 1 << 20  # compressed bytes per zstd call: bounds what one call can produce (and is its fastest size)
+
+
+class Decompressor:
+    """One object's body decompressed as it arrives, piece by piece, with
+    bounded output per step (a restore streams snapshots of any size).
+    Several zstd frames or gzip members follow one another; a stream that
+    ends inside one, or holds nothing, is damaged."""
+
+    def __init__(self, codec: str, key: str = "<object>") -> None:
+        if codec not in CODECS:
+            raise CompressionError(f"object {key!r} has unknown compression {codec!r}")
+        self.codec, self.key = codec, key
+        self.seen = False
+        self._zstd: zstandard.ZstdDecompressionObj | None = None
+        self._gz: zlib._Decompress | None = None
+
+    def _fail(self, why: object) -> CompressionError:
+        return CompressionError(f"object {self.key!r} does not decompress as {self.codec}: {why}")
+
+    def feed(self, data: bytes | memoryview) -> Iterator[bytes]:
+        """The decompressed bytes that ``data`` (the next piece) completes."""
+        if not data:
+            return
+        self.seen = True
+        if self.codec == "raw":
+            yield bytes(data)
+            return
+        try:
+            if self.codec == "zstd":
+                yield from self._feed_zstd(memoryview(data))
+            else:
+                yield from self._feed_gz(bytes(data))
+        except (zstandard.ZstdError, zlib.error) as exc:
+            raise self._fail(exc) from exc
+
+    def _feed_zstd(self, data: memoryview) -> Iterator[bytes]:
+        for start in range(0, len(data), FEED):
+            rest: bytes | memoryview = data[start : start + FEED]
+            while rest:
+                if self._zstd is None:
+                    self._zstd = zstandard.ZstdDecompressor().decompressobj(write_size=FEED)
+                out = self._zstd.decompress(rest)
+                if out:
+                    yield out
+                if not self._zstd.eof:
+                    break
+                rest = self._zstd.unused_data  # the next frame starts here
+                self._zstd = None
+
+    def _feed_gz(self, data: bytes) -> Iterator[bytes]:
+        while data:
+            if self._gz is None:
+                self._gz = zlib.decompressobj(wbits=31)
+            out = self._gz.decompress(data, FILE_CHUNK)
+            if out:
+                yield out
+            if self._gz.eof:
+                data = self._gz.unused_data  # the next gzip member
+                self._gz = None
+            else:
+                data = self._gz.unconsumed_tail
+
+    def finish(self) -> Iterator[bytes]:
+        """What is left; CompressionError when the stream is damaged."""
+        if not self.seen:
+            what = "a zstd stream has at least one frame" if self.codec == "zstd" else "a gzip stream has a header"
+            if self.codec != "raw":
+                raise self._fail(ValueError(f"empty object ({what})"))
+        if self._zstd is not None:
+            raise self._fail(ValueError("truncated zstd frame"))
+        if self._gz is not None:
+            try:
+                out = self._gz.flush()
+            except zlib.error as exc:
+                raise self._fail(exc) from exc
+            if not self._gz.eof:
+                raise self._fail(EOFError("Compressed file ended before the end-of-stream marker was reached"))
+            if out:
+                yield out
 
 
 def compress_file(src: str, codec: str, dest_dir: str) -> str:

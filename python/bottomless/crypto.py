@@ -148,28 +148,61 @@ class Cipher:
         object when the key is wrong or the object was altered or moved."""
         if len(data) < HEADER_SIZE + TAG_SIZE or not is_encrypted(data):
             raise EncryptionError(f"object {object_key!r} is not a complete encrypted object")
-        header = data[:HEADER_SIZE]
-        _, salt, chunk_size = _HEADER.unpack(header)
+        view = memoryview(data)
+        decryptor = self.decryptor(bytes(view[:HEADER_SIZE]), object_key, len(data))
+        return b"".join(decryptor.chunk(view[start:end]) for start, end in decryptor.spans())
+
+    def decryptor(self, header: bytes, object_key: str, size: int) -> Decryptor:
+        """Decryption of an object of ``size`` bytes chunk by chunk, from its
+        header (its first HEADER_SIZE bytes): what a streamed restore uses."""
+        if size < HEADER_SIZE + TAG_SIZE or not is_encrypted(header):
+            raise EncryptionError(f"object {object_key!r} is not a complete encrypted object")
+        _, salt, chunk_size = _HEADER.unpack(header[:HEADER_SIZE])
         if chunk_size < 1:
             raise EncryptionError(f"object {object_key!r} has a damaged encryption header")
-        aead = self._aead(salt, object_key)
-        aad = header + object_key.encode()
-        out = bytearray()
-        pos, index = HEADER_SIZE, 0
-        step = chunk_size + TAG_SIZE
+        return Decryptor(
+            self._aead(salt, object_key), header[:HEADER_SIZE] + object_key.encode(), chunk_size, size, object_key
+        )
+
+
+@dataclass
+class Decryptor:
+    """The chunks of one encrypted object, decrypted in order."""
+
+    aead: AESGCM
+    aad: bytes
+    chunk_size: int
+    size: int  # the whole object's, header included
+    object_key: str
+    index: int = 0
+
+    @property
+    def step(self) -> int:
+        return self.chunk_size + TAG_SIZE
+
+    def spans(self) -> Iterator[tuple[int, int]]:
+        """(start, end) of every encrypted chunk in the object."""
+        pos = HEADER_SIZE
         while True:
-            last = len(data) - pos <= step
-            end = len(data) if last else pos + step
-            try:
-                out += aead.decrypt(_nonce(index, last), data[pos:end], aad)
-            except InvalidTag:
-                raise EncryptionError(
-                    f"cannot decrypt object {object_key!r}: wrong encryption key ({KEY_VAR}), "
-                    "or the object was altered, truncated or copied from another key"
-                ) from None
-            if last:
-                return bytes(out)
-            pos, index = end, index + 1
+            end = min(self.size, pos + self.step)
+            yield pos, end
+            if end == self.size:
+                return
+            pos = end
+
+    def chunk(self, data: bytes | memoryview) -> bytes:
+        """The plaintext of the next chunk (the last one ends the object)."""
+        start = HEADER_SIZE + self.index * self.step
+        last = start + len(data) >= self.size
+        try:
+            plain = self.aead.decrypt(_nonce(self.index, last), data, self.aad)
+        except InvalidTag:
+            raise EncryptionError(
+                f"cannot decrypt object {self.object_key!r}: wrong encryption key ({KEY_VAR}), "
+                "or the object was altered, truncated or copied from another key"
+            ) from None
+        self.index += 1
+        return plain
 
 
 def _nonce(index: int, last: bool) -> bytes:

@@ -13,13 +13,13 @@ from __future__ import annotations
 import os
 import struct
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
 from bottomless import layout
-from bottomless.compression import compress, compress_file, decompress
-from bottomless.crypto import KEY_FILE_VAR, KEY_VAR, Cipher, EncryptionError, is_encrypted
+from bottomless.compression import Decompressor, compress, compress_file, decompress
+from bottomless.crypto import HEADER_SIZE, KEY_FILE_VAR, KEY_VAR, Cipher, Decryptor, EncryptionError, is_encrypted
 from bottomless.errors import CompressionError, LayoutError
 from bottomless.frames import Meta
 from bottomless.s3 import S3Store
@@ -132,3 +132,82 @@ class Consistent:
 
 def read_consistent(store: S3Store, db_name: str, generation: uuid.UUID) -> Consistent | None:
     return _read(store, layout.generation_prefix(db_name, generation) + layout.CONSISTENT, Consistent.decode)
+
+
+class BodyStream:
+    """The content of one object whose body arrives in pieces, in order:
+    decrypted chunk by chunk when it is encrypted, then decompressed, with
+    bounded memory (a snapshot of any size streams through). ObjectError
+    naming the object as soon as a piece fails, or at ``finish`` when the
+    body stops short."""
+
+    def __init__(self, key: str, codec: str, cipher: Cipher | None, size: int) -> None:
+        self.key, self.cipher, self.size = key, cipher, size
+        self.decompressor = Decompressor(codec, key)
+        self.pending = bytearray()
+        self.decryptor: Decryptor | None = None
+        self.encrypted: bool | None = None
+        self.received = 0
+
+    def feed(self, piece: bytes) -> Iterator[bytes]:
+        self.received += len(piece)
+        if self.encrypted is None:
+            self.pending += piece
+            if len(self.pending) < min(self.size, HEADER_SIZE):
+                return
+            self.encrypted = is_encrypted(bytes(self.pending[:HEADER_SIZE]))
+            if self.encrypted:
+                self._start_decryption()
+            piece, self.pending = bytes(self.pending), bytearray()
+            if self.encrypted:
+                piece = piece[HEADER_SIZE:]
+        if not self.encrypted:
+            yield from self._decompress(piece)
+            return
+        assert self.decryptor is not None
+        self.pending += piece
+        step = self.decryptor.step
+        while len(self.pending) >= step:
+            chunk = bytes(self.pending[:step])
+            del self.pending[:step]
+            yield from self._decompress(self._decrypt(chunk))
+
+    def _start_decryption(self) -> None:
+        if self.cipher is None:
+            raise ObjectError(
+                f"object {self.key!r} is encrypted (aes-256-gcm): set {KEY_VAR} "
+                f"(base64 of the 32-byte key) or {KEY_FILE_VAR}"
+            )
+        try:
+            self.decryptor = self.cipher.decryptor(bytes(self.pending[:HEADER_SIZE]), self.key, self.size)
+        except EncryptionError as exc:
+            raise ObjectError(str(exc)) from None
+
+    def _decrypt(self, chunk: bytes) -> bytes:
+        assert self.decryptor is not None
+        try:
+            return self.decryptor.chunk(chunk)
+        except EncryptionError as exc:
+            raise ObjectError(str(exc)) from None
+
+    def _decompress(self, data: bytes) -> Iterator[bytes]:
+        try:
+            yield from self.decompressor.feed(data)
+        except CompressionError as exc:
+            raise ObjectError(str(exc)) from None
+
+    def finish(self) -> Iterator[bytes]:
+        """What is left; ObjectError when the body is incomplete or damaged."""
+        if self.received != self.size:
+            raise ObjectError(f"object {self.key!r} arrived with {self.received} of its {self.size} bytes")
+        if self.encrypted is None:  # shorter than an encryption header
+            self.encrypted = False
+            piece, self.pending = bytes(self.pending), bytearray()
+            yield from self._decompress(piece)
+        elif self.encrypted and self.pending:
+            chunk, self.pending = bytes(self.pending), bytearray()
+            yield from self._decompress(self._decrypt(chunk))
+        try:
+            yield from self.decompressor.finish()
+        except CompressionError as exc:
+            raise ObjectError(str(exc)) from None

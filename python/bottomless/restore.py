@@ -15,35 +15,31 @@ import os
 import sqlite3
 import stat
 import tempfile
+import time
 import uuid
-from collections import deque
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
 
 from bottomless import catalog, layout, objects, perpage
-from bottomless._native import ApplyResult, Native, load
+from bottomless._native import Native, load
 from bottomless.catalog import Batch, Generation
-from bottomless.crypto import Cipher, is_encrypted
-from bottomless.errors import (
-    BottomlessError,
-    LayoutError,
-    NativeError,
-    NoSuchObject,
-    RestoreError,
-)
-from bottomless.frames import Meta, frame_count, frame_size
+from bottomless.crypto import Cipher
+from bottomless.errors import LayoutError, NativeError, RestoreError
+from bottomless.frames import Meta
 from bottomless.generation import created_at
+from bottomless.restore_fetch import ObjectSource
+from bottomless.restore_figures import Figures, Progress
+from bottomless.restore_native import RestoreNative
+from bottomless.restore_pipeline import Pipeline, SnapshotInput, StepInput, Tuning
 from bottomless.s3 import S3Store
-from bottomless.snapshot_check import SQLITE_MAGIC, parse_header, snapshot_pages
-from bottomless.uploads import TRANSFER
+from bottomless.snapshot_check import SQLITE_MAGIC
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[int, int], None]  # (objects done, objects total)
+__all__ = ["Figures", "Plan", "Progress", "RestoreResult", "Step", "Tuning", "choose_generation", "restore"]
 FROM_ENV = "from-env"  # restore(cipher=...) default: the key in the environment, if any
 
 
@@ -64,6 +60,7 @@ class Plan:
     snapshot_key: str | None  # None: libSQL's first generation, which starts from an empty file
     snapshot_compression: str | None
     steps: list[Step]  # oldest generation (the one with the snapshot, or the first one) first
+    snapshot_size: int | None = None  # bytes in S3
 
     @property
     def generation(self) -> uuid.UUID:
@@ -90,6 +87,8 @@ class RestoreResult:
     checksums_verified: int
     integrity: str
     uncommitted_frames: int = 0  # frames after a generation's last commit, not applied (libSQL's writer ships them)
+    pages_written: int = 0  # each page of the restored file is written once, its newest image
+    figures: Figures | None = None  # bytes fetched and applied, time taken
 
 
 def choose_generation(
@@ -171,7 +170,8 @@ def plan_restore(
             )
         steps.append(Step(gen, meta, select_batches(gen, until)))
     snapshot_key = root.snapshot.key if root.snapshot is not None else None
-    return Plan(db_name, snapshot_key, root.snapshot_compression, steps)
+    snapshot_size = root.snapshot.size if root.snapshot is not None else None
+    return Plan(db_name, snapshot_key, root.snapshot_compression, steps, snapshot_size)
 
 
 def select_batches(gen: Generation, until: datetime | None) -> list[Batch]:
@@ -211,12 +211,16 @@ def restore(
     progress: Progress | None = None,
     native: Native | None = None,
     cipher: Cipher | None | str = FROM_ENV,
+    source: ObjectSource | None = None,
+    tuning: Tuning | None = None,
 ) -> RestoreResult:
     """Restore ``db_name`` into the file ``target`` (replaced atomically).
 
     ``cipher`` decrypts encrypted generations; by default the key comes from
     LIBSQL_BOTTOMLESS_ENCRYPTION_KEY(_FILE). Unencrypted generations restore
-    with or without a key."""
+    with or without a key. ``source`` is where object bodies are read from
+    (default: ``store``; the listing always comes from ``store``)."""
+    figures = Figures()
     key: Cipher | None = Cipher.from_env() if isinstance(cipher, str) else cipher
     target_path = Path(target).resolve()
     _check_target_dir(target_path)
@@ -225,12 +229,22 @@ def restore(
     newest = _load(store, db_name, chosen)
     build: Callable[[str], RestoreResult]
     if newest.per_page:
-        build = partial(_build_per_page, store, newest, verify, progress)
+        build = partial(_build_per_page, store, newest, verify, figures, progress)
     else:
         plan = plan_restore(store, db_name, chosen, until, newest)
         build = partial(
-            _build, store, plan, verify=verify, workers=workers, progress=progress, native=native or load(), cipher=key
+            _build,
+            store,
+            plan,
+            verify=verify,
+            tuning=tuning or Tuning(workers=workers),
+            figures=figures,
+            progress=progress,
+            native=native or load(),
+            cipher=key,
+            source=source,
         )
+        figures.phase_done("plan", figures.started)
     fd, tmp = tempfile.mkstemp(prefix=f".{target_path.name}.restore-", dir=target_path.parent)
     os.close(fd)
     try:
@@ -239,7 +253,9 @@ def restore(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return replace(result, path=str(target_path))
+    figures.finished = time.monotonic()
+    figures.db_bytes = result.db_size * result.page_size
+    return replace(result, path=str(target_path), figures=figures)
 
 
 def _load(store: S3Store, db_name: str, generation: uuid.UUID) -> Generation:
@@ -250,9 +266,14 @@ def _load(store: S3Store, db_name: str, generation: uuid.UUID) -> Generation:
 
 
 def _build_per_page(
-    store: S3Store, gen: Generation, verify: bool, progress: Progress | None, tmp: str
+    store: S3Store, gen: Generation, verify: bool, figures: Figures, progress: Progress | None, tmp: str
 ) -> RestoreResult:
     """A generation of libSQL's 2023 layout: snapshot, then its pages."""
+
+    def objects_done(done: int, total: int) -> None:
+        figures.objects_done, figures.objects_total = done, total
+        if progress is not None:
+            progress(figures)
 
     def chain_start() -> int | None:
         # A writer process chained its CRCs on into the generations it started.
@@ -262,7 +283,7 @@ def _build_per_page(
         previous = _load(store, gen.db_name, older[0])
         return previous.pages[-1].crc if previous.pages else 0
 
-    applied = perpage.apply_generation(store, gen, tmp, verify, chain_start, progress)
+    applied = perpage.apply_generation(store, gen, tmp, verify, chain_start, objects_done)
     _check_integrity(tmp, gen.generation)
     return RestoreResult(
         path=tmp,
@@ -275,6 +296,7 @@ def _build_per_page(
         checksums_verified=applied.verified,
         integrity="ok",
         uncommitted_frames=applied.skipped,
+        pages_written=applied.frames,
     )
 
 
@@ -290,71 +312,48 @@ def _build(
     plan: Plan,
     tmp: str,
     verify: bool,
-    workers: int,
+    tuning: Tuning,
+    figures: Figures,
     progress: Progress | None,
     native: Native,
     cipher: Cipher | None = None,
+    source: ObjectSource | None = None,
 ) -> RestoreResult:
-    total = plan.batch_count + 1
-    done = 0
-    frames_total = 0
-    uncommitted = 0
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        jobs = _prefetch(pool, store, plan, workers * 2)
-        page_size, db_size, encrypted = _start(plan, jobs, tmp, cipher)
-        done += 1
-        if progress:
-            progress(done, total)
-        for step in plan.steps:
-            if step.meta is None:
-                continue  # a generation without frames: its snapshot is all it holds
-            replay = _Replay(native, tmp, page_size, step.meta, verify, step.generation.prefix)
-            for batch in step.batches:
-                _, future = next(jobs)
-                raw = _fetched(future, batch.key)
-                if encrypted is None:
-                    encrypted = is_encrypted(raw)
-                data = decode_object(raw, batch.key, batch.compression, cipher, encrypted)
-                try:
-                    count = frame_count(data, page_size)
-                except ValueError as exc:
-                    raise RestoreError(f"batch {batch.key!r} is truncated: {exc}") from None
-                if count != batch.last - batch.first + 1:
-                    raise RestoreError(
-                        f"batch {batch.key!r} holds {count} frames, its name says {batch.last - batch.first + 1}"
-                    )
-                applied_size = replay.apply(batch.key, data)
-                if applied_size:
-                    db_size = applied_size
-                done += 1
-                if progress:
-                    progress(done, total)
-            frames_total += replay.frames_applied
-            if replay.pending_frames:
-                uncommitted += replay.pending_frames
-                log.warning(
-                    "generation %s ends with %d frame(s) of a transaction that never committed; they are not applied",
-                    step.generation.prefix,
-                    replay.pending_frames,
-                )
+    snapshot = None
+    if plan.snapshot_key is not None:
+        assert plan.snapshot_compression is not None and plan.snapshot_size is not None
+        snapshot = SnapshotInput(plan.snapshot_key, plan.snapshot_compression, plan.snapshot_size)
+    steps = [StepInput(s.generation.prefix, s.meta, s.batches) for s in plan.steps]
+    metas = plan.metas
+    figures.fetch_total = (plan.snapshot_size or 0) + sum(b.size for s in plan.steps for b in s.batches)
+    figures.objects_total = plan.batch_count + (1 if snapshot is not None else 0)
+    pipeline = Pipeline(source or store, RestoreNative(native), tmp, cipher, verify, tuning, figures, progress)
+    began = time.monotonic()
+    built = pipeline.run(snapshot, steps, metas[0].page_size if metas else None)
+    began = figures.phase_done("apply", began)
+    if snapshot is not None:
+        figures.objects_done += 1
     if plan.snapshot_key is None:
-        _check_started_empty(plan, tmp, db_size)
+        _check_started_empty(plan, tmp, built.db_size)
     try:
-        native.finish_restore(tmp, page_size, db_size)
+        native.finish_restore(tmp, built.page_size, built.db_size)
     except NativeError as exc:
         raise RestoreError(f"could not finish the restored file {tmp}: {exc}") from None
+    began = figures.phase_done("finish", began)
     integrity = _check_integrity(tmp, plan.generation)
+    figures.phase_done("integrity", began)
     return RestoreResult(
         path=tmp,
         generation=plan.generation,
         generations=[s.generation.generation for s in plan.steps],
-        page_size=page_size,
-        db_size=db_size,
+        page_size=built.page_size,
+        db_size=built.db_size,
         batches_applied=plan.batch_count,
-        frames_applied=frames_total,
-        checksums_verified=frames_total if verify else 0,
+        frames_applied=built.frames_applied,
+        checksums_verified=built.frames_applied if verify else 0,
         integrity=integrity,
-        uncommitted_frames=uncommitted,
+        uncommitted_frames=built.uncommitted,
+        pages_written=figures.pages_written,
     )
 
 
@@ -370,121 +369,6 @@ def _check_started_empty(plan: Plan, tmp: str, db_size: int) -> None:
             f"generation {prefix} has no snapshot ({prefix}db.<zstd|gz|raw>) and no .dep parent to continue "
             "from, and its frames do not start a new database from page 1: its snapshot is missing"
         )
-
-
-def _start(
-    plan: Plan, jobs: Iterator[tuple[str, Future[bytes]]], tmp: str, cipher: Cipher | None
-) -> tuple[int, int, bool | None]:
-    """Write the snapshot into ``tmp`` (or leave it empty: libSQL's first
-    generation starts from nothing); (page size, pages, encrypted), where
-    encrypted is None until an object says."""
-    metas = plan.metas
-    if plan.snapshot_key is None:
-        assert metas, "planned without snapshot and without frames"
-        return metas[0].page_size, 0, None
-    assert plan.snapshot_compression is not None
-    _, snapshot_future = next(jobs)
-    raw = _fetched(snapshot_future, plan.snapshot_key)
-    encrypted = is_encrypted(raw)
-    snapshot = decode_object(raw, plan.snapshot_key, plan.snapshot_compression, cipher, encrypted)
-    del raw
-    try:
-        page_size = metas[0].page_size if metas else parse_header(snapshot).page_size
-        db_size = snapshot_pages(snapshot, page_size)
-    except ValueError as exc:
-        raise RestoreError(f"snapshot {plan.snapshot_key!r} is unusable: {exc}") from None
-    Path(tmp).write_bytes(snapshot)
-    log.info("Restored the main database file")
-    return page_size, db_size, encrypted
-
-
-def _prefetch(pool: ThreadPoolExecutor, store: S3Store, plan: Plan, window: int) -> Iterator[tuple[str, Future[bytes]]]:
-    """Futures of the snapshot and every batch, in apply order, with at most
-    ``window`` downloads ahead of the consumer."""
-    keys = [plan.snapshot_key] if plan.snapshot_key is not None else []
-    keys += [b.key for s in plan.steps for b in s.batches]
-    pending: deque[tuple[str, Future[bytes]]] = deque()
-    position = 0
-    while position < len(keys) or pending:
-        while position < len(keys) and len(pending) < max(1, window):
-            key = keys[position]
-            # The snapshot can be large: ranged GETs in parallel.
-            fetch = partial(store.get_large, transfer=TRANSFER) if key == plan.snapshot_key else store.get
-            pending.append((key, pool.submit(fetch, key)))
-            position += 1
-        yield pending.popleft()
-
-
-def _fetched(future: Future[bytes], key: str) -> bytes:
-    try:
-        return future.result()
-    except NoSuchObject:
-        raise RestoreError(f"object {key!r} disappeared during the restore") from None
-    except BottomlessError as exc:
-        raise RestoreError(f"could not fetch {key!r}: {exc}") from exc
-
-
-def decode_object(data: bytes, key: str, codec: str, cipher: Cipher | None, generation_encrypted: bool) -> bytes:
-    """Decrypt (when encrypted) and decompress one object. Within a restore
-    every object is encrypted or none is, as its snapshot: a plaintext object
-    in an encrypted history (or the reverse) is refused, not trusted."""
-    if is_encrypted(data) != generation_encrypted:
-        state = "is" if is_encrypted(data) else "is not"
-        raise RestoreError(
-            f"object {key!r} {state} encrypted but the snapshot it continues {'is not' if state == 'is' else 'is'}; "
-            "refusing a mixed (possibly substituted) history"
-        )
-    try:
-        return objects.decode_body(data, key, codec, cipher)
-    except LayoutError as exc:
-        raise RestoreError(str(exc)) from None
-
-
-class _Replay:
-    """The frames of one generation, applied commit by commit.
-
-    libSQL's writer cuts batches every N frames, so a transaction may start
-    in one batch and commit in a later one: the frames after a batch's last
-    commit wait here and go in front of the next batch. Checksum words are
-    little-endian (SQLite on x86-64/aarch64, libSQL, this project now); a
-    generation this project wrote before used big-endian ones, which the
-    first batch reveals."""
-
-    def __init__(self, native: Native, tmp: str, page_size: int, meta: Meta, verify: bool, prefix: str) -> None:
-        self.native, self.tmp, self.page_size, self.verify, self.prefix = native, tmp, page_size, verify, prefix
-        self.chain = meta.chain()
-        self.big_endian: bool | None = None if verify else False
-        self.pending = b""
-        self.frames_applied = 0
-
-    @property
-    def pending_frames(self) -> int:
-        return len(self.pending) // frame_size(self.page_size)
-
-    def apply(self, key: str, data: bytes) -> int:
-        """Apply what ``data`` (the next batch) completes; the database size
-        after its last commit, 0 when it holds none."""
-        frames = self.pending + data if self.pending else data
-        try:
-            applied = self._apply(frames, bool(self.big_endian))
-        except NativeError as exc:
-            if self.big_endian is not None or not exc.corrupt:
-                raise RestoreError(f"batch {key!r} failed to apply: {exc}") from None
-            try:
-                applied = self._apply(frames, True)
-            except NativeError:
-                raise RestoreError(f"batch {key!r} failed to apply: {exc}") from None
-            log.info("generation %s has big-endian checksums (written by an earlier bottomless)", self.prefix)
-            self.big_endian = True
-        if self.big_endian is None and frames:
-            self.big_endian = False
-        self.chain = applied.chain
-        self.pending = frames[applied.frames_applied * frame_size(self.page_size) :]
-        self.frames_applied += applied.frames_applied
-        return applied.db_size
-
-    def _apply(self, frames: bytes, big_endian: bool) -> ApplyResult:
-        return self.native.apply_frames(self.tmp, self.page_size, frames, self.chain, self.verify, big_endian)
 
 
 def integrity_check(path: str) -> str:

@@ -11,7 +11,7 @@ import click
 
 from bottomless.restore import restore
 from bottomless.restore_marker import mark_restored
-from bottomless_cli.commands.progress import RestoreProgress
+from bottomless_cli.commands.progress import RestoreProgress, print_json, summary
 from bottomless_cli.context import CliState, generation_option, pass_state
 from bottomless_cli.dates import UTC_DATETIME
 
@@ -28,9 +28,15 @@ log = logging.getLogger(__name__)
     help="Write a copy here (default: the database itself: the file -d names, else the database name).",
 )
 @click.option("--force", is_flag=True, help="Replace an existing database (kept as <file>.bottomless.backup).")
+@click.option("--json", "as_json", is_flag=True, help="Print the restore's figures as JSON.")
 @pass_state
 def restore_cmd(
-    state: CliState, generation: str | None, utc_time: datetime | None, output: str | None, force: bool
+    state: CliState,
+    generation: str | None,
+    utc_time: datetime | None,
+    output: str | None,
+    force: bool,
+    as_json: bool,
 ) -> None:
     """Restore the database."""
     named = generation_option(generation)
@@ -45,7 +51,7 @@ def restore_cmd(
                 f"(a copy is kept as {target}.bottomless.backup)"
             )
         shutil.copyfile(target, target + ".bottomless.backup")
-    with RestoreProgress(f"restoring {db_name}") as progress:
+    with RestoreProgress(f"restoring {db_name}", enabled=False if as_json else None) as progress:
         result = restore(
             store,
             db_name,
@@ -59,7 +65,11 @@ def restore_cmd(
         # The database itself: replication continues from the restored state.
         # A copy made with -o is only a file to look at.
         mark_restored(os.path.abspath(target), str(result.generation))
+    if as_json:
+        print_json(result)
+        return
     click.echo(
         f"Restored {db_name} from generation {result.generation} into {result.path} "
         f"({result.db_size} pages, {result.frames_applied} WAL frames applied)"
     )
+    click.echo(summary("restored", db_name, result))
