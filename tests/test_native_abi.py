@@ -113,4 +113,3 @@ def test_a_record_goes_back_to_the_core_as_the_struct_it_came_in(tmp_path: Path)
             assert spool.stats().acked_seq == second.seq
     finally:
         conn.close()
-

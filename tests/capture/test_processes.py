@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import shutil
 import signal
 import sqlite3
@@ -24,6 +25,9 @@ KILL_ITERATIONS = int(os.environ.get("BOTTOMLESS_KILL_ITERATIONS", "12"))
 
 def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": f"{ROOT / 'python'}:{ROOT}"}
+
+
+_COMMITTED = re.compile(r"^committed (\S+) (\d+)\n", re.MULTILINE)
 
 
 def _writer(db: Path, tag: str, count: int, seed: int) -> subprocess.Popen[str]:
@@ -96,9 +100,8 @@ def test_sigkill_never_loses_or_invents_a_transaction(tmp_path: Path) -> None:
         time.sleep(rng.uniform(0.0, 0.5))
         proc.send_signal(signal.SIGKILL)
         rest, _ = proc.communicate(timeout=60)
-        out = first + rest
-        for line in out.splitlines():
-            _, tag, i = line.split()
+        # Only whole lines count as reported: the kill may cut the last one.
+        for tag, i in _COMMITTED.findall(first + rest):
             reported.add((tag, int(i)))
         # The next writer (a fresh connection) must notice a commit the dead
         # process left out of the spool, or a torn record it left in it.
