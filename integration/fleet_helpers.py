@@ -116,12 +116,14 @@ class Writers:
     """Writer processes, each on its share of the databases; collects what
     each reports committed."""
 
-    def __init__(self, env: dict[str, str], shares: list[list[Path]], count: int, seed: int) -> None:
+    def __init__(
+        self, env: dict[str, str], shares: list[list[Path]], count: int, seed: int, pause: float = 0.0
+    ) -> None:
         self.committed: dict[str, set[int]] = {}
         self._lock = threading.Lock()
         self.procs = [
             subprocess.Popen(
-                [sys.executable, WRITER, str(count), str(seed + i), *map(str, share)],
+                [sys.executable, WRITER, str(count), str(seed + i), str(pause), *map(str, share)],
                 env=env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
