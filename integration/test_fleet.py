@@ -21,7 +21,17 @@ from bottomless.s3 import S3Store
 from bottomless.side_files import SideFolder
 from bottomless.tenant_names import name_of
 from conftest import integrity, read_rows, remove_local, run_shell
-from fleet_helpers import FleetProcess, Writers, as_nobody, db_series, free_port, scrape, scrape_or_nothing, shipped, wait_until
+from fleet_helpers import (
+    FleetProcess,
+    Writers,
+    as_nobody,
+    db_series,
+    free_port,
+    scrape,
+    scrape_or_nothing,
+    shipped,
+    wait_until,
+)
 
 DBS = 200
 WRITERS = 4
