@@ -40,7 +40,7 @@ from bottomless.s3 import RetryPolicy, S3Store
 log = logging.getLogger(__name__)
 
 DEFAULT_THREADS = 8
-IDLE_RECHECK_SECS = 60.0  # an idle, notified database: in case a notification was lost
+IDLE_RECHECK_SECS = 120.0  # an idle, notified database: in case a notification was lost
 LOCKED_RECHECK_SECS = 5.0  # another process ships it (or it is new and empty)
 UNWATCHED_RECHECK_SECS = 1.0  # no notifications on this system: the timer is all there is
 RESCAN_SECS = 10.0  # the folders, even with notifications
@@ -62,6 +62,7 @@ class Member:
     due: float = 0.0  # monotonic; when its next round runs
     running: bool = False
     dirty: bool = False  # its spool changed while a round ran
+    idle: bool = False  # waiting for its spool to change (a notification runs it early)
     gone: bool = False
     failures_seen: int = 0
     unshipped: int = 0
@@ -126,7 +127,9 @@ class Fleet:
                 return
             if m.running:
                 m.dirty = True
-            elif m.error is None and m.due > time.monotonic():
+            elif m.idle:
+                # A database waiting for a due batch or a backoff is not
+                # hurried: one round per commit would be a poll by another name.
                 self._schedule(m, 0.0)
 
     def _folder_changed(self) -> None:
@@ -181,6 +184,7 @@ class Fleet:
 
     def _schedule(self, m: Member, delay: float) -> None:
         """With the condition held."""
+        m.idle = False
         m.due = time.monotonic() + delay
         heapq.heappush(self._heap, (m.due, next(self._counter), m))
         self._cond.notify()
@@ -209,6 +213,7 @@ class Fleet:
             if m.gone or self._stopping:
                 return
             self._schedule(m, 0.0 if idle and m.dirty else delay)
+            m.idle = idle and m.error is None
 
     def _next_delay(self, rep: Replicator, step: Step) -> float:
         if step.idle:
