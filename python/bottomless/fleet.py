@@ -43,7 +43,7 @@ DEFAULT_THREADS = 8
 IDLE_RECHECK_SECS = 120.0  # an idle, notified database: in case a notification was lost
 LOCKED_RECHECK_SECS = 5.0  # another process ships it (or it is new and empty)
 UNWATCHED_RECHECK_SECS = 1.0  # no notifications on this system: the timer is all there is
-RESCAN_SECS = 10.0  # the folders, even with notifications
+RESCAN_SECS = 60.0  # the folders, even with notifications (which say when they change)
 UNWATCHED_RESCAN_SECS = 2.0
 RESCAN_SETTLE_SECS = 0.2  # a burst of folder events is one rescan
 PARK_RETRY_SECS = 300.0
@@ -266,9 +266,12 @@ class Fleet:
             return store
 
     # ---- which databases ----------------------------------------------------------
-    def _rescan(self) -> None:
+    def _rescan(self, fresh: bool = False) -> None:
+        """``fresh``: the sources changed, so nothing of the last plan holds."""
         try:
-            plan = self.sources.plan(known=list(self._members))
+            with self._cond:
+                previous = {} if fresh else {path: m.wanted for path, m in self._members.items()}
+            plan = self.sources.plan(previous)
         except OSError as exc:
             log.error("cannot list the replicated folders (%s); keeping the databases found before", exc)
             plan = None
@@ -328,7 +331,7 @@ class Fleet:
             return
         log.info("configuration reloaded")
         self.sources = sources
-        self._rescan()
+        self._rescan(fresh=True)
 
     # ---- the end ----------------------------------------------------------------
     def _shutdown(self) -> None:
