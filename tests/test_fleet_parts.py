@@ -120,3 +120,37 @@ def test_uploads_are_counted_by_kind() -> None:
     assert upload_kind(snapshot_key("a.db", gen, "zstd")) == "snapshot"
     assert upload_kind(lease_key("a.db")) == "lease"
     assert upload_kind(meta_key("a.db", gen)) == "meta"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify is Linux's")
+def test_the_watcher_reports_spool_writes_and_new_databases_but_not_other_files(tmp_path: Path) -> None:
+    import threading
+
+    from bottomless.fleet_watch import Watcher
+
+    spools: list[str] = []
+    folder_events = threading.Event()
+    spooled = threading.Event()
+
+    def on_spool(db: str) -> None:
+        spools.append(db)
+        spooled.set()
+
+    watcher = Watcher(on_spool, folder_events.set, lambda: None)
+    try:
+        assert watcher.available
+        known = str(tmp_path / "known.db")
+        watcher.judge_names(lambda p: p == known, Folder(str(tmp_path)).covers)
+        watcher.watch_folder(str(tmp_path))
+        (tmp_path / "known.db-bottomless").mkdir()
+        watcher.watch_database(known)
+        assert not folder_events.wait(0.5), "the side folder of a known database is no news"
+        (tmp_path / "app.log").write_text("busy\n" * 100)
+        Path(f"{known}-wal").write_bytes(b"frames")
+        assert not folder_events.wait(0.5), "a file the sources would not ship, or a known one's WAL, is no news"
+        (tmp_path / "known.db-bottomless" / "spool").write_bytes(b"record")
+        assert spooled.wait(5) and spools[0] == known
+        (tmp_path / "new.db").write_bytes(b"SQLite format 3\0")
+        assert folder_events.wait(5), "a new file the sources would ship is news"
+    finally:
+        watcher.close()

@@ -93,7 +93,8 @@ class Fleet:
         self._attribution = RoundAttribution()
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="bottomless-fleet")
         self._watch = Watcher(self._spool_written, self._folder_changed, self._overflow)
-        self._watch.known_names(lambda path: path in self._members)
+        self._coverage = self.sources.coverage(os.getpid())
+        self._watch.judge_names(lambda path: path in self._members, lambda path: self._coverage.covers(path))
 
     # ---- what wakes the scheduler (any thread, signal handlers too) ----------
     def request_stop(self) -> None:
@@ -331,6 +332,7 @@ class Fleet:
             return
         log.info("configuration reloaded")
         self.sources = sources
+        self._coverage = sources.coverage(os.getpid())
         self._rescan(fresh=True)
 
     # ---- the end ----------------------------------------------------------------
