@@ -199,3 +199,23 @@ def test_a_shell_opening_a_covered_database_starts_no_replicator(
     assert not side.log.exists(), "no background replicator was started for it"
     assert fleet.stop() == 0, fleet.output()
     assert restored_ids(store, "new.db", tmp_path / "restored.db") == set(range(1, 11))
+
+
+def test_sigterm_ships_what_is_pending_and_exits_0(cli_env: dict[str, str], store: S3Store, tmp_path: Path) -> None:
+    # Batches due only in a minute: what reaches S3 is what shutdown shipped.
+    env = {**fleet_env(cli_env, tmp_path), "LIBSQL_BOTTOMLESS_BATCH_INTERVAL_SECS": "60"}
+    folder = tmp_path / "dbs"
+    folder.mkdir()
+    dbs = [folder / f"{n}.db" for n in ("one", "two")]
+    first = Writers(env, [dbs], 4, seed=5)
+    first.wait()
+    fleet = FleetProcess(env, tmp_path / "fleet.log", "--dir", str(folder))
+    wait_until("both started", lambda: fleet.output().count("new generation") == 2, 60, fleet)
+    more = Writers(env, [dbs], 20, seed=6)
+    more.wait()
+    assert not any(shipped(db) for db in dbs), "nothing is due yet"
+    assert fleet.stop() == 0, fleet.output()
+    for db in dbs:
+        assert shipped(db), f"{db.name}: shutdown left commits in the spool"
+        want = first.committed[str(db)] | more.committed[str(db)]
+        assert restored_ids(store, db.name, tmp_path / f"{db.name}.restored") == want
