@@ -29,7 +29,11 @@ def free_port() -> int:
 
 
 class FleetProcess:
-    """``bottomless-cli replicate ARGS`` running in the foreground."""
+    """``bottomless-cli replicate ARGS`` running in the foreground. Each one
+    started is put in ``started`` (the ``fleets`` fixture kills what a
+    failed test left running)."""
+
+    started: list[FleetProcess] = []
 
     def __init__(self, env: dict[str, str], log: Path, *args: str, user: list[str] | None = None) -> None:
         self.log = log
@@ -41,6 +45,7 @@ class FleetProcess:
             stderr=subprocess.STDOUT,
             text=True,
         )
+        FleetProcess.started.append(self)
 
     def signal(self, signum: int) -> None:
         self.proc.send_signal(signum)
@@ -54,9 +59,16 @@ class FleetProcess:
             self._out.close()
 
     def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(30)
         self._out.close()
+
+    @classmethod
+    def kill_all(cls) -> None:
+        for fleet in cls.started:
+            fleet.kill()
+        cls.started.clear()
 
     def output(self) -> str:
         return self.log.read_text()

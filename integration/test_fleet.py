@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import signal
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,13 @@ from fleet_helpers import (
 DBS = 200
 WRITERS = 4
 COMMITS = 250  # per writer
+
+
+@pytest.fixture(autouse=True)
+def fleets() -> Iterator[None]:
+    """No replicator a test started outlives it, whatever failed."""
+    yield
+    FleetProcess.kill_all()
 
 
 def fleet_env(cli_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
