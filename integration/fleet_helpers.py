@@ -102,7 +102,11 @@ def db_series(metrics: dict[str, dict[tuple[tuple[str, str], ...], float]], name
     return {dict(labels)["database"] for labels in metrics.get(name, {})}
 
 
-def wait_until(what: str, check: Callable[[], bool], timeout: float, fleet: FleetProcess | None = None) -> None:
+def wait_until(
+    what: str, check: Callable[[], bool], timeout: float, fleet: FleetProcess | None = None, detail: Callable[[], str] = str
+) -> None:
+    """Until ``check()``; else fail saying ``what`` and ``detail()``, with
+    the replicator's log and its threads' stacks."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
@@ -110,8 +114,12 @@ def wait_until(what: str, check: Callable[[], bool], timeout: float, fleet: Flee
         if fleet is not None and not fleet.alive():
             pytest.fail(f"the replicator exited ({fleet.proc.returncode}) while waiting for {what}:\n{fleet.output()}")
         time.sleep(0.2)
-    tail = fleet.output()[-4000:] if fleet is not None else ""
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\n{tail}")
+    tail = ""
+    if fleet is not None:
+        fleet.signal(signal.SIGUSR1)  # its threads' stacks, into its log
+        time.sleep(1)
+        tail = fleet.output()[-12000:]
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} {detail()}\n{tail}")
 
 
 def shipped(db: Path) -> bool:
