@@ -103,7 +103,11 @@ def db_series(metrics: dict[str, dict[tuple[tuple[str, str], ...], float]], name
 
 
 def wait_until(
-    what: str, check: Callable[[], bool], timeout: float, fleet: FleetProcess | None = None, detail: Callable[[], str] = str
+    what: str,
+    check: Callable[[], bool],
+    timeout: float,
+    fleet: FleetProcess | None = None,
+    detail: Callable[[], str] = str,
 ) -> None:
     """Until ``check()``; else fail saying ``what`` and ``detail()``, with
     the replicator's log and its threads' stacks."""
