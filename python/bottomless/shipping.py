@@ -18,10 +18,10 @@ from dataclasses import dataclass, replace
 from bottomless import catalog, layout, objects
 from bottomless.crypto import encryption_metadata
 from bottomless.errors import BottomlessError, DivergedError, NativeError, S3Error
-from bottomless.frames import Chain
+from bottomless.frames import Chain, frame_size
 from bottomless.merging import MergeRun
 from bottomless.s3 import PreconditionFailed
-from bottomless.spool import Record
+from bottomless.spool import Record, Spool
 from bottomless.state import ReplicatorState, save_state
 from bottomless.target import Target
 
@@ -89,32 +89,40 @@ class Shipper:
         target = gen.last_frame
         if target < state.next_frame:
             return
-        chain = state.chain_state()
-        frame = state.next_frame
-        last: Record | None = None
-        for rec in self.spool.records():
-            if rec.seq <= state.shipped_seq:
-                continue
-            if frame > target:
-                break
-            _, chain = self.spool.frames(rec, chain)
-            frame += rec.n_pages
-            last = rec
-        if last is None or frame != target + 1:
+        records = self._batch_candidates()
+        end = _batch_end(self.spool, records, state.chain_state(), target - state.next_frame + 1)
+        if end is None:
             raise DivergedError(
                 f"generation {state.generation} ends at frame {target}, which the local spool cannot account "
                 "for: start a new generation (bottomless-cli snapshot)"
             )
+        _, chain = self.spool.frames_run(records[:end], state.chain_state())
+        last = records[end - 1]
         self.state = replace(
             state,
-            next_frame=frame,
+            next_frame=target + 1,
             chain=_chain_tuple(chain),
             shipped_seq=last.seq,
-            frames_since_snapshot=state.frames_since_snapshot + frame - state.next_frame,
+            frames_since_snapshot=state.frames_since_snapshot + target + 1 - state.next_frame,
         )
         save_state(self.target.side.path, self.state)
         self.spool.ack(last)
         log.info("generation %s already held frames up to %d; resumed after them", state.generation, target)
+
+    def _batch_candidates(self) -> list[Record]:
+        """The records the one batch beyond the state can have held: those
+        _ship_records would have put into it."""
+        assert self.state is not None
+        out: list[Record] = []
+        frames = 0
+        for rec in self.spool.records():
+            if rec.seq <= self.state.shipped_seq:
+                continue
+            if rec.gap_before or rec.page_size != self.state.page_size or frames >= self.target.config.batch_max_frames:
+                break
+            out.append(rec)
+            frames += rec.n_pages
+        return out
 
     def ack_through(self, seq: int) -> None:
         last: Record | None = None
@@ -216,7 +224,7 @@ class Shipper:
         assert self.state is not None
         state = self.state
         raw, chain = self.spool.frames_run(records, state.chain_state())
-        frames = sum(rec.n_pages for rec in records)
+        frames = len(raw) // frame_size(state.page_size)  # each page once (frames_run)
         first, last = state.next_frame, state.next_frame + frames - 1
         codec = self.target.config.compression
         db_name = self.target.db_name
@@ -275,3 +283,21 @@ class Shipper:
 
 def _chain_tuple(chain: Chain) -> tuple[int, int, int, int]:
     return (chain.salt1, chain.salt2, chain.cksum1, chain.cksum2)
+
+
+def _batch_end(spool: Spool, records: list[Record], chain: Chain, frames: int) -> int | None:
+    """How many of ``records`` a batch of ``frames`` frames held, each page
+    once as frames_run writes it; None when no prefix gives that count.
+
+    Several prefixes can give the same count (a record that only rewrites
+    pages the batch already holds): the shortest is taken, since shipping
+    again what S3 already holds only rewrites the same pages, where
+    skipping a record would lose its writes."""
+    newest: set[int] = set()
+    for n, rec in enumerate(records, 1):
+        raw, _ = spool.frames(rec, chain)  # the chain is redone by frames_run; only page numbers matter here
+        size = frame_size(rec.page_size)
+        newest.update(int.from_bytes(raw[i : i + 4], "big") for i in range(0, len(raw), size))
+        if sum(1 for p in newest if p <= rec.db_size) == frames:
+            return n
+    return None
