@@ -82,7 +82,8 @@ class Shipper:
 
     def fast_forward(self) -> None:
         """Skip records whose frames reached S3 before the state recorded them
-        (a crash between PUT and save)."""
+        (a crash between PUT and save): the one batch past the state, found
+        by comparing what the spool's records give with its body."""
         assert self.state is not None
         state = self.state
         gen = catalog.load_generation(self.target.store, self.target.db_name, state.generation_id)
@@ -90,13 +91,19 @@ class Shipper:
         if target < state.next_frame:
             return
         records = self._batch_candidates()
-        end = _batch_end(self.spool, records, state.chain_state(), target - state.next_frame + 1)
-        if end is None:
+        found = None
+        batch = next((b for b in gen.batches if not b.merged and (b.first, b.last) == (state.next_frame, target)), None)
+        if batch is not None:
+            body = objects.decode_body(
+                self.target.store.get(batch.key), batch.key, batch.compression, self.target.cipher
+            )
+            found = self._records_of(records, body, batch.unix_secs)
+        if found is None:
             raise DivergedError(
                 f"generation {state.generation} ends at frame {target}, which the local spool cannot account "
                 "for: start a new generation (bottomless-cli snapshot)"
             )
-        _, chain = self.spool.frames_run(records[:end], state.chain_state())
+        end, chain = found
         last = records[end - 1]
         self.state = replace(
             state,
@@ -108,6 +115,19 @@ class Shipper:
         save_state(self.target.side.path, self.state)
         self.spool.ack(last)
         log.info("generation %s already held frames up to %d; resumed after them", state.generation, target)
+
+    def _records_of(self, records: list[Record], body: bytes, unix_secs: int) -> tuple[int, Chain] | None:
+        """How many of ``records`` the batch ``body`` holds, with the chain
+        after it: the longest run whose frames (each page once) are ``body``."""
+        assert self.state is not None
+        frames = len(body) // frame_size(self.state.page_size)
+        for n in reversed(_runs_of_size(self.spool, records, self.state.chain_state(), frames)):
+            if records[n - 1].unix_ms // 1000 != unix_secs:
+                continue  # the key holds the last commit's second
+            raw, chain = self.spool.frames_run(records[:n], self.state.chain_state())
+            if raw == body:
+                return n, chain
+        return None
 
     def _batch_candidates(self) -> list[Record]:
         """The records the one batch beyond the state can have held: those
@@ -285,19 +305,16 @@ def _chain_tuple(chain: Chain) -> tuple[int, int, int, int]:
     return (chain.salt1, chain.salt2, chain.cksum1, chain.cksum2)
 
 
-def _batch_end(spool: Spool, records: list[Record], chain: Chain, frames: int) -> int | None:
-    """How many of ``records`` a batch of ``frames`` frames held, each page
-    once as frames_run writes it; None when no prefix gives that count.
-
-    Several prefixes can give the same count (a record that only rewrites
-    pages the batch already holds): the shortest is taken, since shipping
-    again what S3 already holds only rewrites the same pages, where
-    skipping a record would lose its writes."""
+def _runs_of_size(spool: Spool, records: list[Record], chain: Chain, frames: int) -> list[int]:
+    """The lengths of the runs from the start of ``records`` that a batch of
+    ``frames`` frames, each page once as frames_run writes it, can hold (a
+    record that only rewrites pages the run already holds keeps the count)."""
     newest: set[int] = set()
+    out: list[int] = []
     for n, rec in enumerate(records, 1):
-        raw, _ = spool.frames(rec, chain)  # the chain is redone by frames_run; only page numbers matter here
+        raw, _ = spool.frames(rec, chain)  # only the page numbers matter here
         size = frame_size(rec.page_size)
         newest.update(int.from_bytes(raw[i : i + 4], "big") for i in range(0, len(raw), size))
         if sum(1 for p in newest if p <= rec.db_size) == frames:
-            return n
-    return None
+            out.append(n)
+    return out
