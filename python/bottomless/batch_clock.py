@@ -17,14 +17,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-WEIGHT = 0.3  # of the newest sample: follows a change of load within a few batches
+WEIGHT = 0.25  # of the newest sample: follows a change of load within a few batches
+SPREAD = 2.0  # lead = mean + SPREAD * mean deviation (as TCP's retransmit timer), so most batches arrive in time
 MAX_SHARE = 0.25  # of the interval, at most: a slow round (a snapshot) cannot make batches tiny
 
 
 @dataclass
 class BatchClock:
     interval: float
-    lead: float = 0.0  # moving average of how long shipping a batch took
+    lead: float = 0.0  # how much earlier than the grid point a batch starts
+    _mean: float = 0.0  # moving average of how long shipping a batch took
+    _dev: float = 0.0  # and of its deviation
     _last_slot: int = -1
 
     def due(self, oldest: float) -> float:
@@ -36,5 +39,10 @@ class BatchClock:
     def shipped(self, oldest: float, took: float) -> None:
         """The batch holding ``oldest`` went out, taking ``took`` seconds."""
         self._last_slot = max(math.ceil(oldest / self.interval), self._last_slot + 1)
-        took = min(max(took, 0.0), self.interval * MAX_SHARE)
-        self.lead = took if self.lead == 0.0 else WEIGHT * took + (1 - WEIGHT) * self.lead
+        took = max(took, 0.0)
+        if self._mean == 0.0:
+            self._mean, self._dev = took, took / 2
+        else:
+            self._dev += WEIGHT * (abs(took - self._mean) - self._dev)
+            self._mean += WEIGHT * (took - self._mean)
+        self.lead = min(self._mean + SPREAD * self._dev, self.interval * MAX_SHARE)
