@@ -236,8 +236,8 @@ class Replicator:
             # flush() with nothing to ship: nothing left to hurry.
             self._wake.clear()
         if self._first_pending is not None:
-            due_in = self._clock.due(self._first_pending) - time.monotonic()
-            return Step(wait=min(POLL_SECS, max(0.0, due_in)))
+            # Asleep until the batch is due: flush() and stop wake it sooner.
+            return Step(wait=max(0.0, self._clock.due(self._first_pending) - time.monotonic()))
         return Step()
 
     # ---- error policy ----------------------------------------------------------
