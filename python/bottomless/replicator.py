@@ -215,9 +215,7 @@ class Replicator:
             # From the oldest unshipped commit, not from when this round
             # noticed it: the interval is a promise about commits.
             self._first_pending = now - self.shipper.oldest_pending_age(self.config.batch_interval_secs)
-        due = self._first_pending is not None and (
-            now >= self._clock.due(self._first_pending) or self._wake.is_set()
-        )
+        due = self._first_pending is not None and (now >= self._clock.due(self._first_pending) or self._wake.is_set())
         if due or self._snapshot_requested:
             try:
                 self.ship()
