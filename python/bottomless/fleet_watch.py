@@ -102,7 +102,9 @@ class Watcher:
             return
         flags = inotify_simple.flags
         if side:
-            mask = flags.MODIFY | flags.CLOSE_WRITE | flags.CREATE | flags.MOVED_TO
+            # No CLOSE_WRITE: arming the bell opens and closes it, and would
+            # wake the very replicator going to sleep.
+            mask = flags.MODIFY | flags.CREATE | flags.MOVED_TO
         else:
             mask = flags.CREATE | flags.DELETE | flags.MOVED_FROM | flags.MOVED_TO | flags.MODIFY | flags.CLOSE_WRITE
         with self._lock:
