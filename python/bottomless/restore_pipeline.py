@@ -244,7 +244,7 @@ class Pipeline:
         inner: dict[bool, str | None] = {False: None, True: None}
         last_commit, db_size = -1, 0
         try:
-            last_commit, db_size = self.native.check_frames(page_size, data, self.verify, False)
+            last_commit, db_size, _ = self.native.check_frames(page_size, data, self.verify, False)
             if self.verify and count > 1:
                 # Frames 1.. chain in little-endian words: in big-endian ones they would not.
                 inner[True] = "its checksums are little-endian words, the generation's first batch's big-endian"
@@ -253,7 +253,7 @@ class Pipeline:
                 raise RestoreError(f"batch {batch.key!r} failed to apply: {exc}") from None
             inner[False] = str(exc).split(": ", 1)[-1]
             try:
-                last_commit, db_size = self.native.check_frames(page_size, data, self.verify, True)
+                last_commit, db_size, _ = self.native.check_frames(page_size, data, self.verify, True)
             except NativeError as be_exc:
                 inner[True] = str(be_exc).split(": ", 1)[-1]
         end = (0, 0)
