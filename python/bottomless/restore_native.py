@@ -66,15 +66,16 @@ class RestoreNative:
         return int(count[0])
 
     def write_image(
-        self, fd: int, page_size: int, first_pgno: int, data: bytes, written: PageSet, max_pgno: int
+        self, fd: int, page_size: int, first_pgno: int, data: bytes | memoryview, written: PageSet, max_pgno: int
     ) -> int:
         """Writes the pages of a stretch of the snapshot that are not in
         ``written`` (and at most ``max_pgno``); how many it wrote."""
         written.ensure(max_pgno)
         count = self.ffi.new("uint64_t *")
         bits = self.ffi.from_buffer(written.bits)
+        buf = data if isinstance(data, bytes) else self.ffi.from_buffer(data)
         code = self.lib.bottomless_write_image(
-            fd, page_size, first_pgno, data, len(data), bits, len(written.bits), max_pgno, count
+            fd, page_size, first_pgno, buf, len(data), bits, len(written.bits), max_pgno, count
         )
         self.native.check(code, "writing the snapshot's pages")
         return int(count[0])
