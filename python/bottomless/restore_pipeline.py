@@ -45,6 +45,7 @@ PART_SIZE = 16 << 20  # ranged GETs of a snapshot
 SNAPSHOT_BUDGET = 64 << 20  # snapshot bytes fetched ahead of the decoder
 BATCH_BUDGET = 48 << 20  # decoded batch bytes in flight
 STREAM_CHUNK = 1 << 20  # read size of a streamed snapshot
+STREAM_AHEAD = 16 << 20  # a streamed snapshot's bytes read ahead (64 MiB: peak RSS 240 MiB, 16: 150)
 
 
 @dataclass(frozen=True)
@@ -311,9 +312,8 @@ class Pipeline:
         encryption header, first chunk and database header), then parts."""
         head_len = min(snapshot.size, HEADER_SIZE + (1 << 20) + TAG_SIZE)
         if self.tuning.part_size <= 0:
-            return streamed(
-                self.source, snapshot.key, head_len, STREAM_CHUNK, self.tuning.snapshot_budget, self._fetched
-            )
+            ahead = min(self.tuning.snapshot_budget, STREAM_AHEAD)
+            return streamed(self.source, snapshot.key, head_len, STREAM_CHUNK, ahead, self._fetched)
         ranges = [(0, head_len - 1)] + [
             (first + head_len, last + head_len)
             for first, last in parts(snapshot.size - head_len, self.tuning.part_size)
