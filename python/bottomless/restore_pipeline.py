@@ -59,6 +59,7 @@ class Tuning:
     part_size: int = PART_SIZE
     snapshot_budget: int = SNAPSHOT_BUDGET
     batch_budget: int = BATCH_BUDGET
+    stream_chunk: int = STREAM_CHUNK
 
 
 @dataclass(frozen=True)
@@ -313,7 +314,7 @@ class Pipeline:
         head_len = min(snapshot.size, HEADER_SIZE + (1 << 20) + TAG_SIZE)
         if self.tuning.part_size <= 0:
             ahead = min(self.tuning.snapshot_budget, STREAM_AHEAD)
-            return streamed(self.source, snapshot.key, head_len, STREAM_CHUNK, ahead, self._fetched)
+            return streamed(self.source, snapshot.key, head_len, self.tuning.stream_chunk, ahead, self._fetched)
         ranges = [(0, head_len - 1)] + [
             (first + head_len, last + head_len)
             for first, last in parts(snapshot.size - head_len, self.tuning.part_size)
