@@ -305,6 +305,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "library), alternating with this one: before/after side by side",
     )
     p.add_argument("--before-python", default=sys.executable, help="the Python that runs --before's restores")
+    p.add_argument(
+        "--only",
+        default=None,
+        help="comma-separated restores to run (of bottomless, bottomless-stream, bottomless-local, before, "
+        "before-local, litestream; default: all)",
+    )
     p.add_argument("--profile", action="store_true", help="profile the first bottomless restore (cProfile)")
     p.add_argument("--dir", type=Path, default=None, help="directory for the databases (default: a temp dir)")
     args = p.parse_args(argv)
@@ -375,6 +381,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 plans["before"] = (before, None, False)
                 plans["before-local"] = (before, None, True)
             tools = list(plans) + ([] if args.no_litestream else ["litestream"])
+            if args.only:
+                tools = [t for t in tools if t in args.only.split(",")]
             runs: dict[str, list[Run]] = {tool: [] for tool in tools}
             gets: dict[str, list[int]] = {tool: [] for tool in tools}
             busy: dict[str, list[float]] = {tool: [] for tool in tools}
@@ -462,23 +470,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     )
     print()
-    phases = [r.figures for r in runs["bottomless"]]
-    keys = [k for k in phases[0] if k.endswith("_seconds") and k != "restore_seconds"]
-    print(
-        "bottomless, where the time goes (medians, s): "
-        + ", ".join(f"{k[: -len('_seconds')]} {statistics.median(p[k] for p in phases):.2f}" for k in keys)
-    )
+    for tool in [t for t in tools if t != "litestream"]:
+        phases = [r.figures for r in runs[tool]]
+        keys = [k for k in phases[0] if k.endswith("_seconds") and k != "restore_seconds"]
+        start = statistics.median(r.seconds - r.figures["restore_seconds"] for r in runs[tool])
+        print(
+            f"{tool}, where the time goes (medians, s): start-up {start:.2f}, "
+            + ", ".join(f"{k[: -len('_seconds')]} {statistics.median(p[k] for p in phases):.2f}" for k in keys)
+        )
     print(f"S3 server: {target.name}; load average at the end {os.getloadavg()[0]:.1f} (2 cores)")
-    local_t = med["bottomless-local"]
-    print(f"local apply: {out_size / 2**20 / local_t:,.1f} MiB/s (target >= 800)")
-    for tool in ("bottomless", "bottomless-stream"):
+    if "bottomless-local" in med:
+        print(f"local apply: {out_size / 2**20 / med['bottomless-local']:,.1f} MiB/s (target >= 800)")
+    for tool in [t for t in ("bottomless", "bottomless-stream") if t in med]:
         print(f"end to end, {tool}: {out_size / 2**20 / med[tool]:,.1f} MiB/s (target >= 300)")
         if "litestream" in med:
             ratio = med["litestream"] / med[tool]
             verdict = "met" if ratio >= 4 else "NOT met"
             print(f"speed-up {tool} vs litestream: {ratio:.2f}x (target >= 4x: {verdict})")
-    if "before" in med:
-        for tool, old in (("bottomless", "before"), ("bottomless-local", "before-local")):
+    for tool, old in (("bottomless", "before"), ("bottomless-local", "before-local")):
+        if tool in med and old in med:
             print(f"{tool} vs {old}: {med[old] / med[tool]:.2f}x faster (process seconds, medians)")
     if profile_text:
         print()
