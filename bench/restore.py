@@ -45,6 +45,7 @@ import contextlib
 import json
 import os
 import random
+import resource
 import shutil
 import sqlite3
 import statistics
@@ -195,6 +196,7 @@ class Run:
     seconds: float  # wall time of the restoring process
     peak_rss: int  # bytes
     figures: dict[str, Any]
+    cpu: float = 0.0  # its user + system CPU seconds: on a shared machine, wall time is mostly waiting for a core
 
 
 def vm_hwm(pid: int | str) -> int:
@@ -210,9 +212,10 @@ def vm_hwm(pid: int | str) -> int:
     return 0
 
 
-def measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str, str]:
-    """Runs ``cmd``; (wall seconds, peak RSS bytes sampled every 10 ms, stdout, stderr)."""
+def measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str, str, float]:
+    """Runs ``cmd``; (wall seconds, peak RSS bytes sampled every 10 ms, stdout, stderr, CPU seconds)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
         peak = 0
@@ -220,12 +223,14 @@ def measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, 
             peak = max(peak, vm_hwm(proc.pid))
             time.sleep(0.01)
         elapsed = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read().decode(), err.read().decode()
     if proc.returncode:
         raise RuntimeError(f"{cmd[:3]} failed ({proc.returncode}): {stderr[-2000:]}")
-    return elapsed, peak, stdout, stderr
+    return elapsed, peak, stdout, stderr, cpu
 
 
 @dataclass(frozen=True)
@@ -249,15 +254,15 @@ def restore_bottomless(
         cmd += ["--part-mib", str(part_mib)]
     if profile:
         cmd.append("--profile")
-    elapsed, rss, stdout, stderr = measured(cmd, tree.env(target.env()))
+    elapsed, rss, stdout, stderr, cpu = measured(cmd, tree.env(target.env()))
     figures = json.loads(stdout.strip().splitlines()[-1])
-    return Run(elapsed, max(rss, figures.pop("peak_rss", 0)), figures), stderr
+    return Run(elapsed, max(rss, figures.pop("peak_rss", 0)), figures, cpu), stderr
 
 
 def restore_litestream(ls: Litestream, out: Path) -> Run:
     cmd = [litestream_binary(), "restore", "-config", str(ls.config), "-o", str(out), str(ls.db)]
-    elapsed, rss, _, _ = measured(cmd, ls.env())
-    return Run(elapsed, rss, {})
+    elapsed, rss, _, _, cpu = measured(cmd, ls.env())
+    return Run(elapsed, rss, {}, cpu)
 
 
 def mirror(endpoint: str, dest: Path) -> int:
@@ -413,7 +418,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     source = ls_db if tool == "litestream" else bl_db
                     checks[tool] = (integrity(out), content_digest(out) == content_digest(source), out.stat().st_size)
                     print(
-                        f"  round {rnd + 1}: {tool} restore {run.seconds:.2f} s, peak RSS {mib(run.peak_rss)}, "
+                        f"  round {rnd + 1}: {tool} restore {run.seconds:.2f} s, CPU {run.cpu:.2f} s, "
+                        f"peak RSS {mib(run.peak_rss)}, "
                         f"load {os.getloadavg()[0]:.1f}, {json.dumps(run.figures)}",
                         file=sys.stderr,
                         flush=True,
@@ -439,6 +445,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{statistics.median(busy[tool]):.2f}" if busy[tool] else "-",
                 f"{statistics.median(cpu[tool]):.2f}",
                 f"{med[tool]:.2f}",
+                f"{statistics.median(r.cpu for r in runs[tool]):.2f}",
                 " ".join(f"{r.seconds:.2f}" for r in runs[tool]),
                 f"{statistics.median(inner):.2f}" if inner else "-",
                 f"{out_size / 2**20 / med[tool]:,.1f}",
@@ -458,6 +465,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "server busy s",
                 "server CPU s",
                 "process s (median)",
+                "process CPU s",
                 "rounds s",
                 "restore() s",
                 "MiB/s",
