@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+from bottomless.allocator import return_large_blocks
 from bottomless.restore import Tuning, restore
 from bottomless.restore_fetch import LocalObjects
 from bottomless.s3 import S3Store
@@ -46,6 +47,7 @@ def main() -> int:
     p.add_argument("--part-mib", type=float, default=None)
     p.add_argument("--profile", action="store_true")
     args = p.parse_args()
+    return_large_blocks()  # as bottomless-cli does
     store = S3Store(args.endpoint, args.bucket)
     source = LocalObjects(args.local) if args.local else None
     profiler = cProfile.Profile() if args.profile else None
