@@ -13,7 +13,8 @@ so the heap would hand its top back after every free and fault it in
 again (100,000 page faults per 256 MiB decompressed): it is raised to
 64 MiB. Restoring 1 GiB from local objects: 155 MiB peak and 4.8 to 5.2 s
 of system time with the mmap threshold alone, 179 to 183 MiB and 2.4 to
-2.6 s with both (and zstd's pieces below the threshold, compression.FEED). The setting is the process's, so the process's owner makes it:
+2.6 s with both (and zstd's pieces below the threshold, compression.FEED).
+The setting is the process's, so the process's owner makes it:
 ``bottomless-cli`` does; a program calling ``restore()`` may.
 """
 
