@@ -41,6 +41,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from bottomless.batch_clock import BatchClock
 from bottomless.config import Config
 from bottomless.error_policy import Verdict, classify, next_backoff
 from bottomless.errors import BottomlessError, DivergedError, S3Error
@@ -101,6 +102,7 @@ class Replicator:
         self._last_spool_warning = 0.0
         self._backoff = 0.0
         self._first_pending: float | None = None
+        self._clock = BatchClock(self.config.batch_interval_secs)
         self._failing_since: float | None = None
         # A failure retrying cannot fix (diverged history, refused
         # credentials, an invalid bucket): shipping stops and says why.
@@ -213,14 +215,14 @@ class Replicator:
             # From the oldest unshipped commit, not from when this round
             # noticed it: the interval is a promise about commits.
             self._first_pending = now - self.shipper.oldest_pending_age(self.config.batch_interval_secs)
-        due = self._first_pending is not None and (
-            now - self._first_pending >= self.config.batch_interval_secs or self._wake.is_set()
-        )
+        due = self._first_pending is not None and (now >= self._clock.due(self._first_pending) or self._wake.is_set())
         if due or self._snapshot_requested:
             try:
                 self.ship()
             except Exception as exc:
                 return self._failed("shipping", exc)
+            if self._first_pending is not None:
+                self._clock.shipped(self._first_pending, time.monotonic() - now)
             self._health.clear()
             self._backoff = 0.0
             self._failing_since = None
@@ -232,8 +234,8 @@ class Replicator:
             # flush() with nothing to ship: nothing left to hurry.
             self._wake.clear()
         if self._first_pending is not None:
-            due_in = self._first_pending + self.config.batch_interval_secs - time.monotonic()
-            return Step(wait=min(POLL_SECS, max(0.0, due_in)))
+            # Asleep until the batch is due: flush() and stop wake it sooner.
+            return Step(wait=max(0.0, self._clock.due(self._first_pending) - time.monotonic()))
         return Step()
 
     # ---- error policy ----------------------------------------------------------
