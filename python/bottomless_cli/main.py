@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from bottomless import allocator
 from bottomless.errors import BottomlessError
 from bottomless_cli import logsetup
 from bottomless_cli.context import CliState
@@ -71,6 +72,7 @@ def cli(ctx: click.Context, endpoint: str | None, bucket: str | None, database: 
         logsetup.configure()
     except logsetup.LogLevelError as exc:
         raise click.ClickException(str(exc)) from None
+    allocator.return_large_blocks()  # restore's resident set stays bounded (allocator.py says why)
     ctx.obj = CliState(endpoint=endpoint, bucket=bucket, database=database)
 
 
