@@ -11,6 +11,7 @@ from types import FrameType
 
 import click
 
+from bottomless import log_context
 from bottomless.config import Config
 from bottomless.lock import is_locked
 from bottomless.replicator import Replicator, wait_durable
@@ -31,7 +32,8 @@ def replicate(path: str, config: Config, exit_when_idle: bool, parent_pid: int |
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-    rep.run(exit_when_idle=exit_when_idle, parent_pid=parent_pid)
+    with log_context.about(rep.db_name):
+        rep.run(exit_when_idle=exit_when_idle, parent_pid=parent_pid)
     rep.release()
     if rep.error is not None:
         if logging.getLogger("bottomless").isEnabledFor(logging.ERROR):
