@@ -10,6 +10,7 @@ from dataclasses import fields
 
 from bottomless.config import ENV_PREFIX, Config
 from bottomless.errors import BottomlessError
+from bottomless.fleet_coverage import covering
 
 
 def replicate_command(db_path: str, parent_pid: int) -> list[str]:
@@ -23,7 +24,10 @@ def replicate_command(db_path: str, parent_pid: int) -> list[str]:
 def spawn_replicator(db_path: str, config: Config) -> None:
     """Start ``bottomless-cli replicate --detach`` for ``db_path``: it checks
     the settings and the database, then ships in the background until this
-    process has exited and the spool is empty. A refusal is raised here."""
+    process has exited and the spool is empty. A refusal is raised here.
+    Nothing is started when a running multi-database replicator covers it."""
+    if covering(db_path) is not None:
+        return
     env = dict(os.environ)
     for f in fields(config):
         value = getattr(config, f.name)

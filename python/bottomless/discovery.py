@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import fnmatch
 import os
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,15 +34,20 @@ class Scan:
 
     databases: dict[str, Path] = field(default_factory=dict)
     skipped: dict[Path, str] = field(default_factory=dict)
+    folders: list[Path] = field(default_factory=list)  # every folder listed (to watch for changes)
 
 
-def scan(folder: Path, pattern: str = "*.db", recursive: bool = False) -> Scan:
+def scan(
+    folder: Path, pattern: str = "*.db", recursive: bool = False, known: Collection[Path] = frozenset()
+) -> Scan:
     """The databases under ``folder`` now. A folder that does not exist
     holds none (it may be created later); one that cannot be listed is an
-    OSError for the caller to report."""
+    OSError for the caller to report. A file in ``known`` (a database at
+    the last scan) that is still there is not opened again: a periodic
+    rescan of a thousand databases costs a listing, not a thousand reads."""
     result = Scan()
-    for path in _candidates(folder, pattern, recursive):
-        why = _not_a_database(path)
+    for path in _candidates(folder, pattern, recursive, result.folders):
+        why = None if path in known else _not_a_database(path)
         if why is None:
             result.databases[name_of(path.relative_to(folder))] = path
         elif why:
@@ -49,7 +55,7 @@ def scan(folder: Path, pattern: str = "*.db", recursive: bool = False) -> Scan:
     return result
 
 
-def _candidates(folder: Path, pattern: str, recursive: bool) -> list[Path]:
+def _candidates(folder: Path, pattern: str, recursive: bool, listed: list[Path]) -> list[Path]:
     found: list[Path] = []
     pending = [folder]
     while pending:
@@ -60,6 +66,7 @@ def _candidates(folder: Path, pattern: str, recursive: bool) -> list[Path]:
             continue
         except NotADirectoryError:
             raise OSError(errno.ENOTDIR, "not a folder", str(here)) from None
+        listed.append(here)
         for entry in entries:
             if entry.is_dir(follow_symlinks=False):
                 if recursive and not entry.name.endswith(SUFFIX):

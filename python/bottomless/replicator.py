@@ -77,6 +77,12 @@ class Step:
     done: bool = False  # stop driving it: its work is over, or it stopped on an error (``error``)
     wait: float = POLL_SECS  # seconds until the next round
     wakeable: bool = True  # flush() (a commit to hurry) may cut the wait short; stop always may
+    # Nothing to do until the spool (or the lock) changes: a driver that is
+    # told of spool writes (fleet.py) may wait for that instead of ``wait``.
+    idle: bool = False
+    # Seconds until the pending batch is due, when one is: ``wait`` is
+    # capped at POLL_SECS for run(), a driver told of changes waits this long.
+    due_in: float | None = None
 
 
 _DONE = Step(done=True, wait=0.0)
@@ -106,6 +112,9 @@ class Replicator:
         # credentials, an invalid bucket): shipping stops and says why.
         self.error: BottomlessError | None = None
         self._health = ProblemReporter(self.spool_dir)
+        # Every failure step() met (retried or not), for a driver's metrics.
+        self.failures = 0
+        self.last_failure: Exception | None = None
 
     @property
     def store(self) -> S3Store:
@@ -196,11 +205,11 @@ class Replicator:
             if _is_new(self.db_path) and not self._wake.is_set():
                 # A new, empty database: leave its page size and journal mode
                 # to the application until it has written something.
-                return Step(wait=POLL_SECS * 4, wakeable=False)
+                return Step(wait=POLL_SECS * 4, wakeable=False, idle=True)
             if not self.lock.acquire(timeout=0):
                 if exit_when_idle and not _alive(parent_pid):
                     return _DONE  # another replicator ships; ours is not needed
-                return Step(wait=LOCK_POLL_SECS, wakeable=False)
+                return Step(wait=LOCK_POLL_SECS, wakeable=False, idle=True)
             try:
                 self.prepare()
             except Exception as exc:
@@ -232,12 +241,14 @@ class Replicator:
             # flush() with nothing to ship: nothing left to hurry.
             self._wake.clear()
         if self._first_pending is not None:
-            due_in = self._first_pending + self.config.batch_interval_secs - time.monotonic()
-            return Step(wait=min(POLL_SECS, max(0.0, due_in)))
-        return Step()
+            due_in = max(0.0, self._first_pending + self.config.batch_interval_secs - time.monotonic())
+            return Step(wait=min(POLL_SECS, due_in), due_in=due_in)
+        return Step(idle=True)
 
     # ---- error policy ----------------------------------------------------------
     def _failed(self, doing: str, exc: Exception) -> Step:
+        self.failures += 1
+        self.last_failure = exc
         starting = doing == "starting"
         verdict = classify(exc, starting)
         if verdict is Verdict.CRASH:
@@ -414,6 +425,12 @@ class Replicator:
             log.error("%s; starting a new generation from a snapshot", result.reason)
         self.new_generation(parent=self.state.generation_id, finish_current=restart.finish_current)
         return result.shipped
+
+    def pending_age(self) -> float:
+        """Seconds since the oldest commit not yet in S3 (0 when none is
+        known to be waiting): cheap, no spool read, safe from any thread."""
+        first = self._first_pending
+        return 0.0 if first is None else max(0.0, time.monotonic() - first)
 
     # ---- durability ------------------------------------------------------------
     def flush(self, timeout: float = 30.0) -> None:

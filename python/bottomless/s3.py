@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import boto3
 import botocore.config
@@ -137,6 +137,12 @@ class RequestStats:
             return sum(self.counts.values())
 
 
+class StoreListener(Protocol):
+    def request(self, kind: str) -> None: ...
+
+    def uploaded(self, key: str, nbytes: int) -> None: ...
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """Exponential backoff with full jitter."""
@@ -194,13 +200,23 @@ class S3Store:
         self.client = client or make_client(endpoint)
         self.retry = retry or RetryPolicy()
         self.stats = RequestStats()
+        # Told of every request and upload (fleet_metrics.py attributes them
+        # to the database whose round is running on the calling thread).
+        self.listeners: list[StoreListener] = []
         # False once the server refused a multi-object delete (or its probe said so).
         self.multi_delete = True
         self.client.meta.events.register("before-send.s3", self._count)
         self.client.meta.events.register("before-sign.s3.DeleteObjects", _add_content_md5)
 
     def _count(self, event_name: str = "", **_: Any) -> None:
-        self.stats.add(request_kind(event_name.rsplit(".", 1)[-1]))
+        kind = request_kind(event_name.rsplit(".", 1)[-1])
+        self.stats.add(kind)
+        for listener in self.listeners:
+            listener.request(kind)
+
+    def _uploaded(self, key: str, nbytes: int) -> None:
+        for listener in self.listeners:
+            listener.uploaded(key, nbytes)
 
     # -- error handling -------------------------------------------------------
     def _call(self, what: str, fn: Callable[[], T], key: str | None = None) -> T:
@@ -340,6 +356,7 @@ class S3Store:
             if not if_none_match:
                 raise
             return self._same_object(key, lambda: data)
+        self._uploaded(key, len(data))
         return str(response.get("ETag", ""))
 
     def _same_object(self, key: str, expected: Callable[[], bytes]) -> str:
@@ -382,6 +399,8 @@ class S3Store:
                 if not if_none_match:
                     raise
                 self._same_object(key, lambda: _read(path))
+                return
+            self._uploaded(key, size)
             return
         extra = {"Metadata": metadata} if metadata else None
         self._call(
@@ -389,6 +408,7 @@ class S3Store:
             lambda: self.client.upload_file(path, self.bucket, key, ExtraArgs=extra, Config=transfer),
             key,
         )
+        self._uploaded(key, size)
 
     def get(self, key: str) -> bytes:
         """The object's body; NoSuchObject when it is missing."""

@@ -49,9 +49,45 @@ def replicate(path: str, config: Config, exit_when_idle: bool, parent_pid: int |
     is_flag=True,
     help=f"Check the settings and the database, then go on in the background, logging to <db>-bottomless/{LOG}.",
 )
+@click.option("--dir", "folder", help="Ship every SQLite database in this folder (instead of -d).")
+@click.option("--pattern", default="*.db", show_default=True, help="With --dir: the file names to ship.")
+@click.option("--recursive", is_flag=True, help="With --dir: in sub-folders too.")
+@click.option(
+    "--config", "config_file", type=click.Path(dir_okay=False), help="Ship the databases this YAML file lists."
+)
+@click.option("--metrics-addr", help="With --dir/--config: serve Prometheus metrics on HOST:PORT.")
+@click.option(
+    "--threads", type=click.IntRange(1, 256), default=8, show_default=True, help="With --dir/--config: worker threads."
+)
 @pass_state
-def replicate_cmd(state: CliState, exit_when_idle: bool, parent_pid: int | None, detach: bool) -> None:
-    """Ship the spool of DATABASE (-d, a file) to S3 until stopped (SIGTERM/SIGINT)."""
+def replicate_cmd(
+    state: CliState,
+    exit_when_idle: bool,
+    parent_pid: int | None,
+    detach: bool,
+    folder: str | None,
+    pattern: str,
+    recursive: bool,
+    config_file: str | None,
+    metrics_addr: str | None,
+    threads: int,
+) -> None:
+    """Ship the spool of DATABASE (-d, a file) to S3 until stopped (SIGTERM/SIGINT);
+    or, with --dir or --config, every database found there (SIGHUP re-reads)."""
+    many = folder is not None or config_file is not None
+    if folder is not None and config_file is not None:
+        raise click.UsageError("give --dir or --config, not both")
+    if many:
+        if state.database:
+            raise click.UsageError("-d names one database; --dir and --config replace it")
+        if exit_when_idle or parent_pid is not None or detach:
+            raise click.UsageError("--exit-when-idle, --parent-pid and --detach go with -d only")
+        from bottomless_cli.commands.fleet_run import run_fleet
+
+        run_fleet(state, folder, pattern, recursive, config_file, metrics_addr, threads)
+        return
+    if metrics_addr is not None or recursive or pattern != "*.db":
+        raise click.UsageError("--metrics-addr, --pattern and --recursive go with --dir or --config")
     path, config = state.local_database(may_be_new=detach)
     if detach:
         background.detach(path)

@@ -1,0 +1,92 @@
+"""``replicate --dir DIR`` and ``replicate --config FILE``: many databases
+in this process (bottomless/fleet.py), in the foreground until SIGTERM or
+SIGINT; SIGHUP re-reads the configuration file (or rescans the folder)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from bottomless import fleet_coverage
+from bottomless.config import ENV_PREFIX, Config
+from bottomless.errors import ConfigError
+from bottomless.fleet import Fleet
+from bottomless.fleet_config import load
+from bottomless.fleet_sources import Sources
+from bottomless.metrics import Metrics
+from bottomless_cli.context import CliState
+
+log = logging.getLogger(__name__)
+
+
+def config_sources(state: CliState, file: str) -> Sources:
+    """The file's databases; -e/-b stand where the variables would (below
+    the file's own settings)."""
+    env = dict(os.environ)
+    if state.endpoint:
+        env[ENV_PREFIX + "ENDPOINT"] = state.endpoint
+    if state.bucket:
+        env[ENV_PREFIX + "BUCKET"] = state.bucket
+    return Sources.of_config(load(file, env))
+
+
+def dir_sources(state: CliState, folder: str, pattern: str, recursive: bool) -> Sources:
+    path = Path(folder)
+    if path.exists() and not path.is_dir():
+        raise click.BadParameter(f"{folder} is not a folder", param_hint="'--dir'")
+    # Each database's name is its path inside the folder, never DATABASE_ID.
+    env = {k: v for k, v in os.environ.items() if k != ENV_PREFIX + "DATABASE_ID"}
+    config = Config.from_env(env, endpoint=state.endpoint, bucket=state.bucket)
+    return Sources.of_dir(folder, pattern, recursive, config)
+
+
+def run_fleet(
+    state: CliState,
+    folder: str | None,
+    pattern: str,
+    recursive: bool,
+    config_file: str | None,
+    metrics_addr: str | None,
+    threads: int,
+) -> None:
+    def read() -> Sources:
+        if config_file is not None:
+            return config_sources(state, config_file)
+        assert folder is not None
+        return dir_sources(state, folder, pattern, recursive)
+
+    try:
+        sources = read()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    metrics = Metrics()
+    server = metrics.serve(metrics_addr) if metrics_addr else None
+    fleet = Fleet(sources, metrics, threads=threads)
+    pid = os.getpid()
+
+    def reread() -> Sources:
+        new = read()
+        fleet_coverage.publish(new.coverage(pid))
+        return new
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        fleet.request_stop()
+
+    def reload(signum: int, frame: FrameType | None) -> None:
+        fleet.request_reload(reread)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, reload)
+    fleet_coverage.publish(sources.coverage(pid))
+    try:
+        fleet.run()
+    finally:
+        fleet_coverage.withdraw(pid)
+        if server is not None:
+            server.close()
