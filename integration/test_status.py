@@ -151,15 +151,18 @@ def test_database_without_backup_and_file_that_is_not_sqlite(tmp_path: Path, cli
     fresh.close()
     (tenants / "notes.db").write_text("not a database\n")
     rows = {r["database"]: r for r in status(cli_env, options=("--dir", str(tenants), "--recursive"))}
-    assert set(rows) == {"acme%2Fapp.db", "new.db", "notes.db"}
+    # A file passed over has no name in the bucket: its row is named by its path.
+    notes = str(tenants / "notes.db")
+    assert set(rows) == {"acme%2Fapp.db", "new.db", notes}
     assert rows["acme%2Fapp.db"]["generation"] == newest_generation(cli_env, "acme%2Fapp.db")
     assert rows["acme%2Fapp.db"]["notes"] == []
     assert rows["new.db"]["generation"] is None
     assert any("no backup in bucket" in n for n in rows["new.db"]["notes"])
     assert any("never replicated from this machine" in n for n in rows["new.db"]["notes"])
-    assert any(n.startswith("not replicated:") and "not an SQLite database" in n for n in rows["notes.db"]["notes"])
+    assert any(n.startswith("not replicated:") and "not an SQLite database" in n for n in rows[notes]["notes"])
+    assert rows[notes]["bucket"] is None and rows[notes]["generation"] is None
     # Without --recursive the tenant in a sub-folder is not replicated, so not listed.
-    assert {r["database"] for r in status(cli_env, options=("--dir", str(tenants)))} == {"new.db", "notes.db"}
+    assert {r["database"] for r in status(cli_env, options=("--dir", str(tenants)))} == {"new.db", notes}
 
 
 def test_config_file(tmp_path: Path, cli_env: dict[str, str], bucket_name: str) -> None:

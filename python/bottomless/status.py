@@ -26,10 +26,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bottomless import catalog, discovery, layout
+from bottomless import catalog, layout
 from bottomless.config import Config
 from bottomless.errors import BottomlessError
-from bottomless.fleet_config import FleetConfig
+from bottomless.fleet_sources import Plan, Wanted
 from bottomless.health import alive, read_problem
 from bottomless.lease import LeaseInfo, owner_id
 from bottomless.lock import holder_pid, is_locked
@@ -51,7 +51,7 @@ class StatusTarget:
 
     name: str
     path: Path | None
-    config: Config
+    config: Config | None  # None for a file passed over
     skipped: str | None = None
 
 
@@ -76,8 +76,8 @@ class ErrorStatus:
 class DatabaseStatus:
     name: str
     path: str | None
-    bucket: str
-    endpoint: str
+    bucket: str | None
+    endpoint: str | None
     generation: str | None = None
     generation_created_at: datetime | None = None
     last_frame: int | None = None  # newest WAL frame in the bucket
@@ -147,44 +147,23 @@ class DatabaseStatus:
 # ---- which databases -----------------------------------------------------------------
 
 
-def name_for_file(path: Path, config: Config) -> str:
-    """The ``<db-name>`` a replicator gives the file (as ``Target.open``)."""
-    return config.database_id or layout.db_name_for_path(str(path))
-
-
 def file_target(path: str | Path, config: Config) -> StatusTarget:
+    """The database file ``path`` under the ``<db-name>`` a replicator gives
+    it (as ``Target.open``), whether or not it exists here."""
     absolute = Path(os.path.abspath(path))
-    return StatusTarget(name_for_file(absolute, config), absolute, config)
+    return StatusTarget(config.database_id or layout.db_name_for_path(str(absolute)), absolute, config)
 
 
-def directory_targets(folder: Path, pattern: str, recursive: bool, config: Config) -> list[StatusTarget]:
-    """What ``replicate --dir`` ships from ``folder``, and the matching files
-    it passes over (with the reason). OSError when the folder cannot be listed."""
-    found = discovery.scan(folder, pattern, recursive)
-    targets = [StatusTarget(name, path.absolute(), config) for name, path in sorted(found.databases.items())]
-    for path, why in sorted(found.skipped.items()):
-        targets.append(StatusTarget(_skipped_name(folder, path), path.absolute(), config, skipped=why))
+def plan_targets(plan: Plan) -> list[StatusTarget]:
+    """What a multi-database replicator of these sources ships now (by
+    name), then the files it passes over, with the reason."""
+    targets = [StatusTarget(w.name, Path(w.path), w.config) for w in sorted(plan.databases.values(), key=_by_name)]
+    targets += [StatusTarget(path, Path(path), None, skipped=why) for path, why in sorted(plan.skipped.items())]
     return targets
 
 
-def config_targets(fleet: FleetConfig) -> list[StatusTarget]:
-    """Every database a configuration file names, and those its ``dir:``
-    entries find now."""
-    targets = [file_target(entry.path, entry.config) for entry in fleet.databases]
-    for entry in fleet.directories:
-        try:
-            targets.extend(directory_targets(entry.dir, entry.pattern, entry.recursive, entry.config))
-        except OSError as exc:
-            why = f"cannot list the folder: {exc.strerror or exc}"
-            targets.append(StatusTarget(str(entry.dir), entry.dir, entry.config, skipped=why))
-    return targets
-
-
-def _skipped_name(folder: Path, path: Path) -> str:
-    try:
-        return str(path.relative_to(folder))
-    except ValueError:
-        return str(path)
+def _by_name(wanted: Wanted) -> tuple[str, str, str]:
+    return (wanted.config.bucket, wanted.name, wanted.path)
 
 
 # ---- gathering -----------------------------------------------------------------------
@@ -209,12 +188,19 @@ def gather(
     targets = list(targets)
     make = make_store or (lambda c: S3Store(c.endpoint, c.bucket))
     stores: dict[tuple[str, str], S3Store | str] = {}
-    for t in targets:
-        where = (t.config.endpoint, t.config.bucket)
-        if where not in stores:
-            stores[where] = _open_store(make, t.config)
+    for config in (t.config for t in targets):
+        if config is not None and _where(config) not in stores:
+            stores[_where(config)] = _open_store(make, config)
+
+    def one(t: StatusTarget) -> DatabaseStatus:
+        return _one(t, None if t.config is None else stores[_where(t.config)], clock)
+
     with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="status") as pool:
-        return list(pool.map(lambda t: _one(t, stores[(t.config.endpoint, t.config.bucket)], clock), targets))
+        return list(pool.map(one, targets))
+
+
+def _where(config: Config) -> tuple[str, str]:
+    return (config.endpoint, config.bucket)
 
 
 def _open_store(make: Callable[[Config], S3Store], config: Config) -> S3Store | str:
@@ -226,7 +212,7 @@ def _open_store(make: Callable[[Config], S3Store], config: Config) -> S3Store | 
         return f"bucket unreachable: {exc}"
 
 
-def _one(target: StatusTarget, store: S3Store | str, clock: Callable[[], float]) -> DatabaseStatus:
+def _one(target: StatusTarget, store: S3Store | str | None, clock: Callable[[], float]) -> DatabaseStatus:
     facts = _Facts()
     if target.skipped is not None:
         facts.notes.append(f"not replicated: {target.skipped}")
@@ -234,7 +220,7 @@ def _one(target: StatusTarget, store: S3Store | str, clock: Callable[[], float])
         _local(target.path, facts)
     if isinstance(store, str):
         facts.notes.append(store)
-    else:
+    elif store is not None:
         try:
             _remote(store, target, facts, clock())
         except BottomlessError as exc:
@@ -242,8 +228,8 @@ def _one(target: StatusTarget, store: S3Store | str, clock: Callable[[], float])
     return DatabaseStatus(
         name=target.name,
         path=None if target.path is None else str(target.path),
-        bucket=target.config.bucket,
-        endpoint=target.config.endpoint,
+        bucket=None if target.config is None else target.config.bucket,
+        endpoint=None if target.config is None else target.config.endpoint,
         notes=tuple(facts.notes),
         **facts.values,
     )

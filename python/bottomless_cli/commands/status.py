@@ -10,18 +10,17 @@ from pathlib import Path
 
 import click
 
-from bottomless import fleet_config
 from bottomless.catalog import list_databases
 from bottomless.config import Config
 from bottomless.errors import BottomlessError
 from bottomless.status import (
     DatabaseStatus,
     StatusTarget,
-    config_targets,
-    directory_targets,
     file_target,
     gather,
+    plan_targets,
 )
+from bottomless_cli.commands.fleet_run import config_sources, dir_sources
 from bottomless_cli.context import CliState, pass_state
 
 
@@ -66,13 +65,17 @@ def status_cmd(
 def _targets(
     state: CliState, config_file: Path | None, folder: Path | None, pattern: str, recursive: bool
 ) -> list[StatusTarget]:
-    if config_file is not None:
-        return config_targets(fleet_config.load(config_file))
-    if folder is not None:
+    if config_file is not None or folder is not None:
+        # The databases `replicate --config/--dir` with the same arguments ships.
+        if config_file is not None:
+            sources = config_sources(state, str(config_file))
+        else:
+            assert folder is not None
+            sources = dir_sources(state, str(folder), pattern, recursive)
         try:
-            return directory_targets(folder, pattern, recursive, state.config())
+            return plan_targets(sources.plan())
         except OSError as exc:
-            raise click.ClickException(f"cannot list {folder}: {exc.strerror or exc}") from None
+            raise click.ClickException(f"cannot list the databases: {exc.strerror or exc} ({exc.filename})") from None
     if state.database is not None:
         if state.is_path() or os.path.isfile(state.database):
             return [file_target(state.database, _file_config(state))]
