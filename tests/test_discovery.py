@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from bottomless.discovery import scan
+from bottomless.side_files import SideFolder
 from bottomless.tenant_names import path_of
 
 
@@ -29,8 +30,9 @@ def test_finds_databases_by_pattern_and_depth(tmp_path: Path) -> None:
     make_db(tmp_path / "a.db")
     make_db(tmp_path / "acme" / "b.db")
     make_db(tmp_path / "other.sqlite")
-    (tmp_path / "a.db-bottomless").mkdir()
-    make_db(tmp_path / "a.db-bottomless" / "inner.db")  # a side folder is never searched
+    side = SideFolder.of(tmp_path / "a.db").path
+    os.mkdir(side)
+    make_db(Path(side) / "inner.db")  # a side folder is never searched
     (tmp_path / "notes.db").write_bytes(b"not a database at all, just text")
     (tmp_path / "new.db").write_bytes(b"")  # being created: passed over quietly
 

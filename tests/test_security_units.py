@@ -130,7 +130,7 @@ def test_loopback(endpoint: str, local: bool) -> None:
 
 
 def test_plain_http_to_another_machine_warns_unless_allowed(caplog: pytest.LogCaptureFixture) -> None:
-    config_module._warned_http.clear()
+    config_module.warn_plain_http.cache_clear()
     caplog.set_level(logging.WARNING, logger="bottomless.config")
     Config().with_overrides()  # the default http://localhost:9000 is fine
     Config().with_overrides(endpoint="https://s3.example.com")

@@ -23,6 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from bottomless import side_files
+
 HERE = Path(__file__).resolve().parent
 SUMMARY = re.compile(r"^(\d+) errors out of (\d+) tests", re.M)
 SUMMARY_KNOWN = re.compile(r"^(\d+) new errors and (\d+) known errors\s+out of (\d+) tests", re.M)
@@ -95,7 +97,7 @@ def run_one(testfixture: Path, testdir: Path, entry: str, where: Path, env: dict
             timed_out = True
     seconds = time.monotonic() - start
     text = log.read_text(errors="replace")
-    side = folder_bytes(where, "-bottomless")
+    side = folder_bytes(where, side_files.SUFFIX)
     if timed_out:
         return Outcome(entry, "timeout", seconds=seconds, side_folder_bytes=side)
     failed: list[str] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import os
@@ -135,16 +136,13 @@ class Config:
         return Cipher.from_settings(self.encryption_key, self.encryption_key_file)
 
 
-_warned_http: set[str] = set()
-
-
+@functools.cache
 def warn_plain_http(endpoint: str) -> None:
-    """Once per endpoint: plain http to another machine exposes every object
-    (and lets the network alter it). Requests stay signed (SigV4 never sends
-    the secret key), so this warns rather than refuses."""
-    if endpoint in _warned_http:
-        return
-    _warned_http.add(endpoint)
+    """Once per endpoint (the cache is the "once": a process replicating many
+    databases through one endpoint warns one time): plain http to another
+    machine exposes every object (and lets the network alter it). Requests
+    stay signed (SigV4 never sends the secret key), so this warns rather than
+    refuses."""
     log.warning(
         "%sENDPOINT %s is plain http to another machine: objects travel unprotected "
         "(use https, and %sENCRYPTION_KEY for client-side encryption); set %sALLOW_HTTP=1 to silence this",

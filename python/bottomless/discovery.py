@@ -35,19 +35,22 @@ class Scan:
     databases: dict[str, Path] = field(default_factory=dict)
     skipped: dict[Path, str] = field(default_factory=dict)
     folders: list[Path] = field(default_factory=list)  # every folder listed (to watch for changes)
+    still: list[Path] = field(default_factory=list)  # the ``known`` databases still there (not named again)
 
 
-def scan(
-    folder: Path, pattern: str = "*.db", recursive: bool = False, known: Collection[Path] = frozenset()
-) -> Scan:
+def scan(folder: Path, pattern: str = "*.db", recursive: bool = False, known: Collection[str] = frozenset()) -> Scan:
     """The databases under ``folder`` now. A folder that does not exist
     holds none (it may be created later); one that cannot be listed is an
-    OSError for the caller to report. A file in ``known`` (a database at
-    the last scan) that is still there is not opened again: a periodic
-    rescan of a thousand databases costs a listing, not a thousand reads."""
+    OSError for the caller to report. A file in ``known`` (the path of a
+    database at the last scan) that is still there is not opened or named
+    again but listed in ``still``: a periodic rescan of a thousand
+    databases costs a listing, not a thousand reads."""
     result = Scan()
     for path in _candidates(folder, pattern, recursive, result.folders):
-        why = None if path in known else _not_a_database(path)
+        if str(path) in known:
+            result.still.append(path)
+            continue
+        why = _not_a_database(path)
         if why is None:
             result.databases[name_of(path.relative_to(folder))] = path
         elif why:

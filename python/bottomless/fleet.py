@@ -41,10 +41,10 @@ from bottomless.s3 import RetryPolicy, S3Store
 log = logging.getLogger(__name__)
 
 DEFAULT_THREADS = 8
-IDLE_RECHECK_SECS = 60.0  # an idle, notified database: in case a notification was lost
+IDLE_RECHECK_SECS = 120.0  # an idle, notified database: in case a notification was lost
 LOCKED_RECHECK_SECS = 5.0  # another process ships it (or it is new and empty)
 UNWATCHED_RECHECK_SECS = 1.0  # no notifications on this system: the timer is all there is
-RESCAN_SECS = 10.0  # the folders, even with notifications
+RESCAN_SECS = 60.0  # the folders, even with notifications (which say when they change)
 UNWATCHED_RESCAN_SECS = 2.0
 RESCAN_SETTLE_SECS = 0.2  # a burst of folder events is one rescan
 PARK_RETRY_SECS = 300.0
@@ -63,6 +63,7 @@ class Member:
     due: float = 0.0  # monotonic; when its next round runs
     running: bool = False
     dirty: bool = False  # its spool changed while a round ran
+    idle: bool = False  # waiting for its spool to change (a notification runs it early)
     gone: bool = False
     failures_seen: int = 0
     unshipped: int = 0
@@ -93,7 +94,8 @@ class Fleet:
         self._attribution = RoundAttribution()
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="bottomless-fleet")
         self._watch = Watcher(self._spool_written, self._folder_changed, self._overflow)
-        self._watch.known_names(lambda path: path in self._members)
+        self._coverage = self.sources.coverage(os.getpid())
+        self._watch.judge_names(lambda path: path in self._members, lambda path: self._coverage.covers(path))
 
     # ---- what wakes the scheduler (any thread, signal handlers too) ----------
     def request_stop(self) -> None:
@@ -127,7 +129,9 @@ class Fleet:
                 return
             if m.running:
                 m.dirty = True
-            elif m.error is None and m.due > time.monotonic():
+            elif m.idle:
+                # A database waiting for a due batch or a backoff is not
+                # hurried: one round per commit would be a poll by another name.
                 self._schedule(m, 0.0)
 
     def _folder_changed(self) -> None:
@@ -182,6 +186,7 @@ class Fleet:
 
     def _schedule(self, m: Member, delay: float) -> None:
         """With the condition held."""
+        m.idle = False
         m.due = time.monotonic() + delay
         heapq.heappush(self._heap, (m.due, next(self._counter), m))
         self._cond.notify()
@@ -210,6 +215,7 @@ class Fleet:
             if m.gone or self._stopping:
                 return
             self._schedule(m, 0.0 if idle and m.dirty else delay)
+            m.idle = idle and m.error is None
 
     def _next_delay(self, rep: Replicator, step: Step) -> float:
         if step.idle:
@@ -262,9 +268,12 @@ class Fleet:
             return store
 
     # ---- which databases ----------------------------------------------------------
-    def _rescan(self) -> None:
+    def _rescan(self, fresh: bool = False) -> None:
+        """``fresh``: the sources changed, so nothing of the last plan holds."""
         try:
-            plan = self.sources.plan(known=list(self._members))
+            with self._cond:
+                previous = {} if fresh else {path: m.wanted for path, m in self._members.items()}
+            plan = self.sources.plan(previous)
         except OSError as exc:
             log.error("cannot list the replicated folders (%s); keeping the databases found before", exc)
             plan = None
@@ -324,7 +333,8 @@ class Fleet:
             return
         log.info("configuration reloaded")
         self.sources = sources
-        self._rescan()
+        self._coverage = sources.coverage(os.getpid())
+        self._rescan(fresh=True)
 
     # ---- the end ----------------------------------------------------------------
     def _shutdown(self) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Collection
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,14 +57,20 @@ class Sources:
             tuple(str(db.path) for db in self.databases),
         )
 
-    def plan(self, known: Collection[str] = frozenset()) -> Plan:
-        """The databases to ship now. ``known`` (paths shipped already) are
-        not opened again to check their header. A folder that cannot be
-        listed is an OSError."""
+    def plan(self, previous: Mapping[str, Wanted] | None = None) -> Plan:
+        """The databases to ship now. Those in ``previous`` (what the last
+        plan of these same sources gave) are taken as they were, not opened
+        or named again: a rescan of a thousand databases stays cheap. A
+        folder that cannot be listed is an OSError."""
+        previous = previous or {}
         plan = Plan()
         names: dict[tuple[str, str, str], str] = {}
 
-        def add(path: str, name: str, config: Config) -> None:
+        def add(path: str, name: str | None, config: Config) -> None:
+            wanted = previous.get(path)
+            if wanted is not None:
+                name, config = wanted.name, wanted.config
+            assert name is not None, "a database still there was in the previous plan"
             key = (config.endpoint, config.bucket, name)
             other = names.get(key)
             if other is not None:
@@ -73,19 +79,21 @@ class Sources:
             names[key] = path
             if config.database_id != name:
                 config = dataclasses.replace(config, database_id=name)
-            plan.databases[path] = Wanted(path, name, config)
+            plan.databases[path] = wanted if wanted is not None else Wanted(path, name, config)
 
         for db in self.databases:
             path = str(db.path)
             plan.folders.append(str(db.path.parent))
             if os.path.exists(path):
                 add(path, db.config.database_id or db_name_for_path(path), db.config)
-        known_paths = {Path(p) for p in known}
         for d in self.directories:
-            found = scan(d.dir, d.pattern, d.recursive, known_paths)
+            found = scan(d.dir, d.pattern, d.recursive, previous)
             plan.folders.extend(str(f) for f in found.folders)
             if not found.folders:
                 plan.folders.append(str(d.dir))  # not there yet: watched once it is (the rescan adds it)
+            for file in found.still:
+                if str(file) not in plan.databases:
+                    add(str(file), None, d.config)
             for name, file in found.databases.items():
                 if str(file) not in plan.databases:
                     add(str(file), name, d.config)

@@ -49,7 +49,8 @@ class Watcher:
         self._lock = threading.Lock()
         self._by_wd: dict[int, tuple[bool, str]] = {}  # wd -> (is a side folder, db path or folder)
         self._wd_of: dict[str, int] = {}
-        self._known: Callable[[str], bool] = lambda name: False
+        self._known: Callable[[str], bool] = lambda path: False
+        self._covered: Callable[[str], bool] = lambda path: True
         self._inotify: Any = None
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -67,10 +68,13 @@ class Watcher:
     def available(self) -> bool:
         return self._inotify is not None
 
-    def known_names(self, known: Callable[[str], bool]) -> None:
-        """``known(path)`` says whether a path is a database already shipped:
-        writes to it and its companions are not news for the folder watch."""
+    def judge_names(self, known: Callable[[str], bool], covered: Callable[[str], bool]) -> None:
+        """``known(path)``: a database already shipped (writes to it and its
+        companions are not news for the folder watch); ``covered(path)``: a
+        file the sources would ship if it were a database (nothing else in
+        a watched folder is news, however busy)."""
         self._known = known
+        self._covered = covered
 
     def watch_database(self, db_path: str) -> None:
         self._add(f"{db_path}{SUFFIX}", side=True, key=db_path)
@@ -164,6 +168,10 @@ class Watcher:
                 base = name[: -len(suffix)]
                 break
         path = os.path.join(folder, base)
+        if mask & flags.ISDIR:
+            return not name.endswith(SUFFIX)  # a sub-folder of a recursive dir
+        if not self._covered(path):
+            return False
         if mask & (flags.MODIFY | flags.CLOSE_WRITE):
             return not self._known(path)
         if mask & flags.CREATE and base != name and self._known(path):

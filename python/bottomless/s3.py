@@ -203,6 +203,11 @@ class S3Store:
         # Told of every request and upload (fleet_metrics.py attributes them
         # to the database whose round is running on the calling thread).
         self.listeners: list[StoreListener] = []
+        # Facts about the bucket learnt once for every database this store
+        # serves (a fleet shares one store among thousands): that it exists,
+        # and what the server honours (server_features.check).
+        self.bucket_ready = False
+        self.features: object | None = None
         # False once the server refused a multi-object delete (or its probe said so).
         self.multi_delete = True
         self.client.meta.events.register("before-send.s3", self._count)
@@ -320,6 +325,8 @@ class S3Store:
 
     def ensure_bucket(self) -> None:
         """Create the bucket when it does not exist (the replicator does this)."""
+        if self.bucket_ready:
+            return
         try:
             self.check_bucket()
         except NoSuchBucket:
@@ -328,6 +335,7 @@ class S3Store:
                 f"create bucket {self.bucket}",
                 lambda: self.client.create_bucket(Bucket=self.bucket),
             )
+        self.bucket_ready = True
 
     # -- objects --------------------------------------------------------------
     def put(

@@ -189,8 +189,11 @@ def save(spool_dir: str, features: ServerFeatures) -> None:
 def check(store: S3Store, spool_dir: str, db_name: str, conditional_writes: bool, lease: bool) -> ServerFeatures:
     """The server's features (remembered, else probed now), after making
     sure they give what the configuration asks for: UnsupportedServer
-    otherwise. Also tells ``store`` whether to use multi-object delete."""
+    otherwise. Also tells ``store`` whether to use multi-object delete.
+    The store remembers them too, for the other databases it serves."""
     features = load(spool_dir, store.endpoint, store.bucket)
+    if features is None and isinstance(store.features, ServerFeatures):
+        features = store.features
     if (
         features is None
         or (conditional_writes and features.conditional_create == NOT_PROBED)
@@ -202,6 +205,7 @@ def check(store: S3Store, spool_dir: str, db_name: str, conditional_writes: bool
     else:
         require(features, conditional_writes, lease)
     store.multi_delete = features.honours("multi_delete")
+    store.features = features
     return features
 
 

@@ -65,7 +65,7 @@ def ensure_wal(db_path: str, page_size: int | None = None) -> None:
         finally:
             conn.close()
     except sqlite3.OperationalError as exc:
-        if "locked" in str(exc) or "busy" in str(exc):
+        if exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):  # primary code
             raise DatabaseBusy(f"{db_path} is busy ({exc})") from None
         raise BottomlessError(f"{db_path} cannot be replicated: {exc}") from None
     except sqlite3.DatabaseError as exc:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import signal
 from pathlib import Path
 from types import FrameType
@@ -45,6 +46,17 @@ def dir_sources(state: CliState, folder: str, pattern: str, recursive: bool) -> 
     return Sources.of_dir(folder, pattern, recursive, config)
 
 
+def _raise_fd_limit() -> None:
+    """Each database shipped holds two descriptors (its lock and its
+    spool); a soft limit of 1024, common by default, would stop at ~500."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError) as exc:
+            log.info("open files limit stays %d (%s)", soft, exc)
+
+
 def run_fleet(
     state: CliState,
     folder: str | None,
@@ -80,6 +92,7 @@ def run_fleet(
     def reload(signum: int, frame: FrameType | None) -> None:
         fleet.request_reload(reread)
 
+    _raise_fd_limit()
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGHUP, reload)
