@@ -249,3 +249,35 @@ def test_log_lines(fmt: str, tmp_path: Path, cli_env: dict[str, str]) -> None:
 def test_bad_log_format(cli_env: dict[str, str]) -> None:
     proc = run_cli(cli_env, "--log-format", "xml", "ls", check=False)
     assert proc.returncode == 2 and "'xml' is not one of 'text', 'json'" in proc.stderr
+
+
+def test_status_of_a_running_multi_database_replicator(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    """``status --dir`` names the databases ``replicate --dir`` ships, and
+    shows that process shipping each of them."""
+    tenants = tmp_path / "tenants"
+    (tenants / "b").mkdir(parents=True)
+    for rel in ("a.db", "b/c.db", "d.db"):
+        conn = sqlite3.connect(tenants / rel)
+        conn.execute("PRAGMA journal_mode=wal")
+        conn.execute("CREATE TABLE t(x)")
+        conn.execute("INSERT INTO t VALUES (1)")
+        conn.close()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bottomless_cli", "replicate", "--dir", str(tenants), "--recursive"],
+        env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            rows = status(cli_env, options=("--dir", str(tenants), "--recursive"))
+            if all(r["generation"] and r["replicator"]["pid"] == proc.pid for r in rows):
+                break
+            assert proc.poll() is None and time.monotonic() < deadline, rows
+            time.sleep(0.5)
+        assert [r["database"] for r in rows] == ["a.db", "b%2Fc.db", "d.db"]
+        assert all(r["generation"] == newest_generation(cli_env, r["database"]) for r in rows)
+        assert all(r["unshipped"]["transactions"] == 0 and r["notes"] == [] for r in rows)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
