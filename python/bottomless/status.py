@@ -316,9 +316,8 @@ def _lease(info: LeaseInfo, path: Path | None, now: float) -> LeaseStatus:
         state = "expired"
     else:
         state = "held"
-    holder = f"{info.path} on {info.host} (pid {info.pid})" if info.host else f"owner {info.owner}"
     ours = path is not None and info.owner == owner_id(str(path))
-    return LeaseStatus(state, holder, info.expires_at, ours)
+    return LeaseStatus(state, info.holder(), info.expires_at, ours)
 
 
 def _iso(moment: datetime | None) -> str | None:
