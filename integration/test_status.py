@@ -15,8 +15,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import bottomless
 from bottomless.config import Config
 from bottomless.sqlite_vfs import register_python_sqlite
@@ -212,43 +210,6 @@ def test_one_way_to_name_the_databases(tmp_path: Path, cli_env: dict[str, str]) 
     assert proc.returncode == 2 and "-d and --dir cannot be combined" in proc.stderr
     proc = run_cli(cli_env, "status", "--recursive", check=False)
     assert proc.returncode == 2 and "--pattern and --recursive go with --dir" in proc.stderr
-
-
-@pytest.mark.parametrize("fmt", ["json", "text"])
-def test_log_lines(fmt: str, tmp_path: Path, cli_env: dict[str, str]) -> None:
-    """Every event is one line; with --log-format json each is an object
-    with time, level, logger, message, and the database it is about."""
-    db = tmp_path / "logged.db"
-    replicated(db, cli_env, rows=1)
-    commit_without_replicator(db, transactions=2)
-    env = {**cli_env, "RUST_LOG": "info"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bottomless_cli", "--log-format", fmt, "-d", str(db), "replicate"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        run_cli(cli_env, "-d", str(db), "sync")  # waits for the running replicator
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
-    lines = err.splitlines()
-    assert len(lines) >= 2, err
-    if fmt == "text":
-        assert all(" [logged.db]: " in line or " bottomless" not in line for line in lines), err
-        assert any("holding the lease of logged.db" in line for line in lines), err
-        return
-    events = [json.loads(line) for line in lines]
-    for event in events:
-        assert {"time", "level", "logger", "message"} <= set(event)
-        assert event["time"].endswith("Z") and event["level"] in ("debug", "info", "warning", "error")
-    about = [e for e in events if e.get("database") == "logged.db"]
-    assert any(e["logger"] == "bottomless.lease" and "holding the lease" in e["message"] for e in about), events
-
-
-def test_bad_log_format(cli_env: dict[str, str]) -> None:
-    proc = run_cli(cli_env, "--log-format", "xml", "ls", check=False)
-    assert proc.returncode == 2 and "'xml' is not one of 'text', 'json'" in proc.stderr
 
 
 def test_status_of_a_running_multi_database_replicator(tmp_path: Path, cli_env: dict[str, str]) -> None:

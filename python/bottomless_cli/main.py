@@ -9,6 +9,7 @@ database, and must not wait for boto3 to import before the checks.
 from __future__ import annotations
 
 import errno
+import os
 from importlib import import_module
 from typing import Any
 
@@ -76,6 +77,8 @@ class BottomlessGroup(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, endpoint: str | None, bucket: str | None, database: str | None, log_format: str) -> None:
     """Bottomless CLI: browse, restore, verify and remove backups in S3."""
+    # The native library and the processes this one starts log the same way.
+    os.environ["BOTTOMLESS_LOG_FORMAT"] = log_format
     try:
         logsetup.configure(fmt=log_format)
     except logsetup.LogLevelError as exc:
