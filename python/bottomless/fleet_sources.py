@@ -86,6 +86,8 @@ class Sources:
             plan.folders.append(str(db.path.parent))
             if os.path.exists(path):
                 add(path, db.config.database_id or db_name_for_path(path), db.config)
+            else:
+                plan.skipped[path] = "it does not exist (yet): it is shipped once it does"
         for d in self.directories:
             found = scan(d.dir, d.pattern, d.recursive, previous)
             plan.folders.extend(str(f) for f in found.folders)

@@ -38,8 +38,9 @@ def config_sources(state: CliState, file: str) -> Sources:
 
 def dir_sources(state: CliState, folder: str, pattern: str, recursive: bool) -> Sources:
     path = Path(folder)
-    if path.exists() and not path.is_dir():
-        raise click.BadParameter(f"{folder} is not a folder", param_hint="'--dir'")
+    if not path.is_dir():
+        why = "is not a folder" if path.exists() else "does not exist"
+        raise click.BadParameter(f"{folder} {why}; give the folder that holds the databases", param_hint="'--dir'")
     # Each database's name is its path inside the folder, never DATABASE_ID.
     env = {k: v for k, v in os.environ.items() if k != ENV_PREFIX + "DATABASE_ID"}
     config = Config.from_env(env, endpoint=state.endpoint, bucket=state.bucket)
