@@ -210,6 +210,11 @@ def test_one_way_to_name_the_databases(tmp_path: Path, cli_env: dict[str, str]) 
     assert proc.returncode == 2 and "-d and --dir cannot be combined" in proc.stderr
     proc = run_cli(cli_env, "status", "--recursive", check=False)
     assert proc.returncode == 2 and "--pattern and --recursive go with --dir" in proc.stderr
+    proc = run_cli(cli_env, "status", "--dir", str(tmp_path / "nowhere"), check=False)
+    assert proc.returncode == 2 and "nowhere does not exist" in proc.stderr
+    (tmp_path / "empty").mkdir()
+    proc = run_cli(cli_env, "status", "--dir", str(tmp_path / "empty"), check=False)
+    assert proc.returncode == 1 and "no databases to report on" in proc.stderr and "empty" in proc.stderr
 
 
 def test_status_of_a_running_multi_database_replicator(tmp_path: Path, cli_env: dict[str, str]) -> None:

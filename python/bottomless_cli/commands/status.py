@@ -73,9 +73,13 @@ def _targets(
             assert folder is not None
             sources = dir_sources(state, str(folder), pattern, recursive)
         try:
-            return plan_targets(sources.plan())
+            targets = plan_targets(sources.plan())
         except OSError as exc:
             raise click.ClickException(f"cannot list the databases: {exc.strerror or exc} ({exc.filename})") from None
+        if not targets:
+            where = config_file if config_file is not None else f"{folder} (pattern {pattern!r})"
+            raise click.ClickException(f"no databases to report on: {where} names none that exists")
+        return targets
     if state.database is not None:
         if state.is_path() or os.path.isfile(state.database):
             return [file_target(state.database, _file_config(state))]
