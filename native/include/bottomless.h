@@ -153,6 +153,14 @@ int bottomless_spool_seq_at(bottomless_spool *spool, uint32_t salt1, uint32_t sa
  * gets the count.
  */
 int bottomless_spool_reconcile(bottomless_spool *spool, uint64_t *appended);
+/*
+ * For a replicator about to sleep until the kernel reports a change in the
+ * side folder: the next record capture appends to db_path's spool writes
+ * to <db>-bottomless/bell (which a write through capture's mapped spool
+ * tail would not report). Look at the spool once more after this returns,
+ * then sleep: a commit is either seen by that look or rings the bell.
+ */
+int bottomless_bell_arm(const char *db_path);
 
 /* ---- restore ------------------------------------------------------------ */
 

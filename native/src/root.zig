@@ -11,6 +11,8 @@ const frames_run = @import("frames_run.zig");
 const snapshot_point = @import("snapshot_point.zig");
 const restore = @import("restore.zig");
 const restore_abi = @import("restore_abi.zig");
+const bell = @import("bell.zig");
+const sidefolder = @import("sidefolder.zig");
 // The restore pipeline's exports live in restore_abi.zig; named here so
 // abi.checkExports sees them.
 pub const bottomless_check_frames = restore_abi.bottomless_check_frames;
@@ -253,6 +255,15 @@ pub export fn bottomless_spool_reconcile(s: ?*Spool, appended: ?*u64) c_int {
     return status.OK;
 }
 
+pub export fn bottomless_bell_arm(db_path: ?[*:0]const u8) c_int {
+    status.clear();
+    const path = spanPath(db_path) orelse return misuse("db_path is empty");
+    var paths: sidefolder.Paths = .{};
+    paths.init(path) catch |e| return fail(e);
+    bell.arm(&paths) catch |e| return fail(e);
+    return status.OK;
+}
+
 pub export fn bottomless_apply_frames(db_path: ?[*:0]const u8, page_size: u32, frames: ?[*]const u8, len: usize, flags: c_int, chain: ?*walfmt.Chain, db_size: ?*u32, applied: ?*u64) c_int {
     status.clear();
     const path = db_path orelse return misuse("db_path is NULL");
@@ -292,6 +303,7 @@ pub export fn bottomless_wal_checksum(data: ?[*]const u8, len: usize, big_endian
 const all_files = struct {
     pub const abi_layout = @import("abi_layout.zig");
     pub const autostart = @import("autostart.zig");
+    pub const bell = @import("bell.zig");
     pub const capture = @import("capture.zig");
     pub const copier = @import("copier.zig");
     pub const fileio = @import("fileio.zig");

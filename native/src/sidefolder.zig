@@ -30,6 +30,8 @@ pub const pages_lock_file = "pages.lock";
 pub const ack_file = "ack";
 /// What may follow the newest record (seal.zig).
 pub const seal_file = "sealed";
+/// Wakes a replicator that sleeps on filesystem notifications (bell.zig).
+pub const bell_file = "bell";
 
 /// Paths derived from the database path; fixed-size so the commit path
 /// never allocates for them.
@@ -42,6 +44,7 @@ pub const Paths = struct {
     wal: [4096]u8 = undefined,
     pages_lock: [4096]u8 = undefined,
     seal: [4096]u8 = undefined,
+    bell: [4096]u8 = undefined,
 
     pub fn init(self: *Paths, db_path: []const u8) Error!void {
         try put(&self.db, db_path, "");
@@ -52,6 +55,7 @@ pub const Paths = struct {
         try put(&self.wal, db_path, "-wal");
         try put(&self.pages_lock, db_path, suffix ++ "/" ++ pages_lock_file);
         try put(&self.seal, db_path, suffix ++ "/" ++ seal_file);
+        try put(&self.bell, db_path, suffix ++ "/" ++ bell_file);
     }
 
     fn put(buf: *[4096]u8, db_path: []const u8, comptime tail: []const u8) Error!void {

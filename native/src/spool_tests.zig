@@ -7,6 +7,7 @@ const fileio = @import("fileio.zig");
 const sidefolder = @import("sidefolder.zig");
 const Writer = @import("spool_writer.zig").Writer;
 const Reader = @import("spool_reader.zig").Reader;
+const bell = @import("bell.zig");
 const testing = std.testing;
 const record_size = format.record_size;
 
@@ -33,7 +34,7 @@ const Scratch = struct {
     fn deinit(self: *const Scratch) void {
         var p: sidefolder.Paths = .{};
         p.init(self.path()) catch return;
-        for ([_]*const [4096]u8{ &p.spool, &p.pages, &p.ack, &p.pages_lock, &p.seal }) |f| _ = std.c.unlink(sidefolder.Paths.z(f));
+        for ([_]*const [4096]u8{ &p.spool, &p.pages, &p.ack, &p.pages_lock, &p.seal, &p.bell }) |f| _ = std.c.unlink(sidefolder.Paths.z(f));
         _ = std.c.rmdir(sidefolder.Paths.z(&p.dir));
         _ = std.c.rmdir(@ptrCast(&self.dir));
     }
@@ -128,4 +129,23 @@ test "a damaged record with a good one after it is corruption, not the end" {
     try testing.expectEqual(@as(u64, 1), (try r.next(0)).?.seq);
     try testing.expectError(error.Corrupt, r.next(record_size));
     try testing.expectEqual(@as(u64, 3), (try r.next(2 * record_size)).?.seq);
+}
+
+test "an armed bell rings at the next record, once" {
+    var s: Scratch = .{};
+    try s.init();
+    defer s.deinit();
+    var w = try Writer.init(testing.allocator, s.path());
+    defer w.deinit();
+    try appendCommits(&w, 1); // nobody armed it: silent
+    try testing.expect(!try bell.armed(&w.paths));
+    try bell.arm(&w.paths);
+    try testing.expect(try bell.armed(&w.paths));
+    try w.append(4096, 7, 9, 2, 2, 12);
+    try testing.expect(!try bell.armed(&w.paths));
+    const fd = try fileio.open(sidefolder.Paths.z(&w.paths.bell), false, false);
+    defer fileio.close(fd);
+    var rung: [1]u8 = undefined;
+    try testing.expectEqual(@as(usize, 1), try fileio.preadAll(fd, &rung, 64));
+    try testing.expectEqual(@as(u8, 1), rung[0]);
 }

@@ -11,6 +11,7 @@ const spool_ack = @import("spool_ack.zig");
 const fileio = @import("fileio.zig");
 const sidefolder = @import("sidefolder.zig");
 const seal = @import("seal.zig");
+const bell = @import("bell.zig");
 const status = @import("status.zig");
 const log = @import("log.zig");
 const Error = status.Error;
@@ -73,6 +74,8 @@ pub const Writer = struct {
     mat_from: u64 = 0,
     /// The mapped end of the file that records are copied into.
     tail: spool_tail.Tail = .{},
+    /// Wakes a replicator sleeping on filesystem notifications.
+    bell: bell.Bell = .{},
     /// A gap, a drop was logged (once per writer).
     gap_reported: bool = false,
     drop_reported: bool = false,
@@ -90,6 +93,7 @@ pub const Writer = struct {
         if (self.frame_buf.len > 0) self.allocator.free(self.frame_buf);
         if (self.copy_buf.len > 0) self.allocator.free(self.copy_buf);
         self.tail.deinit();
+        self.bell.deinit();
         self.* = undefined;
     }
 
@@ -204,6 +208,7 @@ pub const Writer = struct {
         }
         self.end = start + record_size;
         self.last = .{ .seq = seq, .offset = start, .wal_salt1 = salt1, .wal_salt2 = salt2, .wal_commit_frame = commit };
+        self.bell.ring(&self.paths);
     }
 
     /// Appends every transaction committed in the WAL after the newest one

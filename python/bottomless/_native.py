@@ -266,6 +266,12 @@ class Native:
         self.check(self.lib.bottomless_spool_reconcile(handle, out), "reconciling the spool")
         return int(out[0])
 
+    def bell_arm(self, db_path: str) -> None:
+        """The next commit to ``db_path`` writes its side folder's bell,
+        which the kernel reports (a commit's record, written through a
+        mapping, is not). Look at the spool once more after this, then sleep."""
+        self.check(self.lib.bottomless_bell_arm(db_path.encode()), f"arming the bell of {db_path}")
+
     # -- restore ------------------------------------------------------------
     def wal_checksum(self, data: bytes, chain: Chain, big_endian: bool = False) -> Chain:
         """SQLite's WAL checksum over ``data``, continuing ``chain`` (words

@@ -2,7 +2,7 @@
 the name of every file in it. Every other module (and every test) asks here.
 
 Capture (native code, ``native/src/spool.zig``) writes ``spool``, ``pages``,
-``pages.lock``, ``sealed`` and ``ack``; Zig spells those names itself, and
+``pages.lock``, ``sealed``, ``ack`` and ``bell``; Zig spells those names itself, and
 ``integration/test_side_folder.py`` lists a real folder to check they match
 ``CAPTURE_FILES``. The rest is the replicator's.
 
@@ -27,7 +27,8 @@ PAGES = "pages"  # copies of WAL frames made before SQLite reused them
 PAGES_LOCK = "pages.lock"  # orders appends to pages
 SEALED = "sealed"  # where a reconciled spool may end
 ACK = "ack"  # what S3 holds (written by the replicator through the C ABI)
-CAPTURE_FILES = (SPOOL, PAGES, PAGES_LOCK, SEALED, ACK)
+BELL = "bell"  # wakes a replicator sleeping on filesystem notifications (armed through the C ABI)
+CAPTURE_FILES = (SPOOL, PAGES, PAGES_LOCK, SEALED, ACK, BELL)
 
 # Written by the replicator.
 STATE = "replicator.json"  # what this replicator has put in S3 (state.py)
