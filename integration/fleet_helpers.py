@@ -29,7 +29,11 @@ def free_port() -> int:
 
 
 class FleetProcess:
-    """``bottomless-cli replicate ARGS`` running in the foreground."""
+    """``bottomless-cli replicate ARGS`` running in the foreground. Each one
+    started is put in ``started`` (the ``fleets`` fixture kills what a
+    failed test left running)."""
+
+    started: list[FleetProcess] = []
 
     def __init__(self, env: dict[str, str], log: Path, *args: str, user: list[str] | None = None) -> None:
         self.log = log
@@ -41,6 +45,7 @@ class FleetProcess:
             stderr=subprocess.STDOUT,
             text=True,
         )
+        FleetProcess.started.append(self)
 
     def signal(self, signum: int) -> None:
         self.proc.send_signal(signum)
@@ -54,9 +59,16 @@ class FleetProcess:
             self._out.close()
 
     def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(30)
         self._out.close()
+
+    @classmethod
+    def kill_all(cls) -> None:
+        for fleet in cls.started:
+            fleet.kill()
+        cls.started.clear()
 
     def output(self) -> str:
         return self.log.read_text()
@@ -90,7 +102,15 @@ def db_series(metrics: dict[str, dict[tuple[tuple[str, str], ...], float]], name
     return {dict(labels)["database"] for labels in metrics.get(name, {})}
 
 
-def wait_until(what: str, check: Callable[[], bool], timeout: float, fleet: FleetProcess | None = None) -> None:
+def wait_until(
+    what: str,
+    check: Callable[[], bool],
+    timeout: float,
+    fleet: FleetProcess | None = None,
+    detail: Callable[[], str] = str,
+) -> None:
+    """Until ``check()``; else fail saying ``what`` and ``detail()``, with
+    the replicator's log and its threads' stacks."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
@@ -98,8 +118,12 @@ def wait_until(what: str, check: Callable[[], bool], timeout: float, fleet: Flee
         if fleet is not None and not fleet.alive():
             pytest.fail(f"the replicator exited ({fleet.proc.returncode}) while waiting for {what}:\n{fleet.output()}")
         time.sleep(0.2)
-    tail = fleet.output()[-4000:] if fleet is not None else ""
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\n{tail}")
+    tail = ""
+    if fleet is not None:
+        fleet.signal(signal.SIGUSR1)  # its threads' stacks, into its log
+        time.sleep(1)
+        tail = fleet.output()[-12000:]
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} {detail()}\n{tail}")
 
 
 def shipped(db: Path) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import signal
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,13 @@ from fleet_helpers import (
 DBS = 200
 WRITERS = 4
 COMMITS = 250  # per writer
+
+
+@pytest.fixture(autouse=True)
+def fleets() -> Iterator[None]:
+    """No replicator a test started outlives it, whatever failed."""
+    yield
+    FleetProcess.kill_all()
 
 
 def fleet_env(cli_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
@@ -89,7 +97,8 @@ def test_a_folder_of_200_databases_ships_through_a_kill_and_restart(
     committed = {db: ids for db, ids in {**writers.committed, **late.committed}.items() if db != str(deleted)}
     assert len(committed) == DBS, "every database got some commits"
 
-    wait_until("every spool shipped", lambda: all(shipped(Path(db)) for db in committed), 180, fleet)
+    unshipped = lambda: [Path(db).name for db in committed if not shipped(Path(db))]  # noqa: E731
+    wait_until("every spool shipped", lambda: not unshipped(), 180, fleet, detail=lambda: f"(not: {unshipped()})")
     names = {name_of(Path(db).relative_to(folder)) for db in committed}
     deleted_name = name_of(deleted.relative_to(folder))
 

@@ -50,6 +50,27 @@ def facts(**changes: object) -> StartFacts:
 # (case, facts, outcome, parent, keeps the recorded state)
 TABLE = [
     ("first start, empty bucket", facts(), Start.NEW, None, False),
+    (
+        "killed after uploading its first generation, before recording it",
+        facts(newest=GEN, started_here=GEN),
+        Start.NEW,
+        GEN,
+        False,
+    ),
+    (
+        "killed after uploading a new generation, the previous one recorded",
+        facts(state=state(OTHER), newest=GEN, started_here=GEN),
+        Start.NEW,
+        GEN,
+        False,
+    ),
+    (
+        "an interrupted start of a generation that is not the newest",
+        facts(state=state(), newest=OTHER, started_here=RESTORED),
+        Start.DIVERGED,
+        None,
+        False,
+    ),
     ("recorded generation is the newest", facts(state=state(), newest=GEN), Start.CONTINUE, None, True),
     (
         "recorded generation is the newest, encrypted with the same key",

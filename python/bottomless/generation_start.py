@@ -20,12 +20,33 @@ from bottomless.generation import new_generation
 from bottomless.key_ids import record_key_id
 from bottomless.lease import FencedError
 from bottomless.s3 import PreconditionFailed
+from bottomless.side_files import SideFolder
 from bottomless.snapshot import take_snapshot
 from bottomless.state import ReplicatorState, save_state
 from bottomless.target import Target
 from bottomless.uploads import upload_file
 
 log = logging.getLogger(__name__)
+
+
+def record_starting(side: SideFolder, generation: uuid.UUID) -> None:
+    """Before its first upload: this side folder starts ``generation``. A
+    replicator killed before the state is saved then finds the generation
+    in the bucket and knows it as its own (``started_here``), where it
+    would otherwise see another writer's history and refuse to go on."""
+    path = side.starting
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(str(generation))
+    side.adopt(tmp)
+    os.replace(tmp, path)
+
+
+def started_here(side: SideFolder) -> uuid.UUID | None:
+    """The generation whose start here was interrupted, if one was."""
+    try:
+        return uuid.UUID(side.starting.read_text().strip())
+    except (OSError, ValueError):
+        return None
 
 
 def start_generation(target: Target, parent: uuid.UUID | None) -> ReplicatorState:
@@ -36,6 +57,7 @@ def start_generation(target: Target, parent: uuid.UUID | None) -> ReplicatorStat
     snap = take_snapshot(target.db_path, target.spool)
     try:
         generation = new_generation()
+        record_starting(target.side, generation)
         if target.lease is not None:
             target.lease.generation = str(generation)
         meta = Meta.new(snap.page_size)
@@ -69,6 +91,7 @@ def start_generation(target: Target, parent: uuid.UUID | None) -> ReplicatorStat
         endpoint=target.config.endpoint,
     )
     save_state(target.side.path, state)
+    target.side.starting.unlink(missing_ok=True)
     log.info(
         "new generation %s of %s: snapshot of %d bytes (%s), spool seq %d%s",
         generation,

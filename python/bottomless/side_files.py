@@ -39,7 +39,8 @@ RESTORED_FROM = "restored-from"  # a restore put this file in place (restore_mar
 LOG = "replicator.log"  # a detached replicator's output (daemon.py)
 PROBLEM = "replicator.problem"  # why the replicator cannot ship (health.py)
 SERVER_FEATURES = "s3-server.json"  # what the S3 server honours (server_features.py)
-REPLICATOR_FILES = (STATE, ENCRYPTION, SNAPSHOT_REQUEST, LOCK, RESTORED_FROM, LOG, PROBLEM, SERVER_FEATURES)
+STARTING = "generation.starting"  # a generation whose start is under way here (generation_start.py)
+REPLICATOR_FILES = (STATE, ENCRYPTION, SNAPSHOT_REQUEST, LOCK, RESTORED_FROM, LOG, PROBLEM, SERVER_FEATURES, STARTING)
 
 
 def folder_of(db_path: str | Path) -> str:
@@ -105,6 +106,10 @@ class SideFolder:
     @property
     def server_features(self) -> Path:
         return self.file(SERVER_FEATURES)
+
+    @property
+    def starting(self) -> Path:
+        return self.file(STARTING)
 
     def ensure(self) -> None:
         ensure_folder(self.path)

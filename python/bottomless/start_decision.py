@@ -35,6 +35,9 @@ class StartFacts:
     # Is the local database's change counter past the newest generation's?
     # None: not looked at yet (it costs a GET; asked for only when needed).
     local_is_newer: bool | None = None
+    # A generation this side folder began to start and did not finish
+    # recording (its replicator was killed between upload and state).
+    started_here: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,14 @@ def decide(facts: StartFacts) -> StartDecision:
         state = None
         note = "replicator state is for another destination; starting a new generation"
     newest = facts.newest
+    if newest is not None and newest == facts.started_here and (state is None or state.generation_id != newest):
+        # Ours, half recorded: its snapshot may lack what followed, and the
+        # state to continue it is lost. A new generation after it.
+        return StartDecision(
+            Start.NEW,
+            parent=newest,
+            note=f"the start of generation {newest} of {facts.db_name} was interrupted; starting a new generation",
+        )
     if state is not None and newest is not None:
         if newest != state.generation_id:
             return StartDecision(

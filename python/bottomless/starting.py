@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 
 from bottomless import catalog, objects, server_features
+from bottomless.generation_start import started_here
 from bottomless.key_ids import generation_key_id
 from bottomless.restore_marker import restored_from
 from bottomless.snapshot import ensure_wal
@@ -42,6 +43,7 @@ def gather_facts(target: Target) -> StartFacts:
         state_key_id=generation_key_id(target.side, state.generation) if state is not None else None,
         key_id=target.key_id,
         restored_from=uuid.UUID(restored) if restored is not None else None,
+        started_here=started_here(target.side),
     )
 
 

@@ -4,6 +4,7 @@ SIGINT; SIGHUP re-reads the configuration file (or rescans the folder)."""
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import resource
@@ -94,6 +95,9 @@ def run_fleet(
         fleet.request_reload(reread)
 
     _raise_fd_limit()
+    # `kill -USR1 PID` writes every thread's stack to the log: what a stuck
+    # database's round is waiting for, without stopping the others.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGHUP, reload)
