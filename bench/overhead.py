@@ -40,11 +40,12 @@ from s3bench import S3Server, library_description, table
 import bottomless
 from bottomless.config import Config
 from bottomless.lock import is_locked
+from bottomless.side_files import SideFolder
 from bottomless.sqlite_vfs import register_python_sqlite
-from bottomless.state import STATE_FILE
 
 SETUPS = ("plain", "vfs", "vfs+cli", "connect")
 BUCKET = "overhead"
+
 
 @contextmanager
 def plain(db: Path, _: Config) -> Iterator[sqlite3.Connection]:
@@ -85,9 +86,9 @@ def vfs_cli(db: Path, cfg: Config) -> Iterator[sqlite3.Connection]:
             env=_env(cfg), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         try:
-            folder = f"{db}-bottomless"
+            side = SideFolder.of(str(db))
             deadline = time.monotonic() + 60
-            while not (os.path.exists(os.path.join(folder, STATE_FILE)) and is_locked(folder)):
+            while not (side.state.exists() and is_locked(str(side.path))):
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise RuntimeError("bottomless-cli replicate did not start")
                 time.sleep(0.05)

@@ -308,6 +308,7 @@ const all_files = struct {
     pub const copier = @import("copier.zig");
     pub const fileio = @import("fileio.zig");
     pub const frames_run = @import("frames_run.zig");
+    pub const batch_pages = @import("batch_pages.zig");
     pub const abi = @import("abi.zig");
     pub const libsql = @import("libsql.zig");
     pub const log = @import("log.zig");

@@ -230,9 +230,10 @@ class Native:
             self.lib.bottomless_spool_frames_run(handle, records[0].offset, len(records), c, buf, size, written),
             f"reading the pages of transactions {records[0].seq}-{records[-1].seq}",
         )
+        self.ffi.release(buf)  # the export must end before the buffer shrinks
         if code == self.lib.BOTTOMLESS_BUSY:
             return None
-        del out[int(written[0]) :]
+        del out[int(written[0]) :]  # each page once: fewer frames than the records hold
         return out, self._chain_out(c)
 
     def spool_seq_at(self, handle: Any, salt1: int, salt2: int, mx_frame: int, before_seq: int) -> int | None:

@@ -41,6 +41,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from bottomless.batch_clock import BatchClock
 from bottomless.config import Config
 from bottomless.error_policy import Verdict, classify, next_backoff
 from bottomless.errors import BottomlessError, DivergedError, S3Error
@@ -80,8 +81,8 @@ class Step:
     # Nothing to do until the spool (or the lock) changes: a driver that is
     # told of spool writes (fleet.py) may wait for that instead of ``wait``.
     idle: bool = False
-    # Seconds until the pending batch is due, when one is: ``wait`` is
-    # capped at POLL_SECS for run(), a driver told of changes waits this long.
+    # Seconds until the pending batch is due, when one is (``wait`` then says
+    # the same): a driver told of changes waits this long.
     due_in: float | None = None
 
 
@@ -107,6 +108,7 @@ class Replicator:
         self._last_spool_warning = 0.0
         self._backoff = 0.0
         self._first_pending: float | None = None
+        self._clock = BatchClock(self.config.batch_interval_secs)
         self._failing_since: float | None = None
         # A failure retrying cannot fix (diverged history, refused
         # credentials, an invalid bucket): shipping stops and says why.
@@ -222,14 +224,14 @@ class Replicator:
             # From the oldest unshipped commit, not from when this round
             # noticed it: the interval is a promise about commits.
             self._first_pending = now - self.shipper.oldest_pending_age(self.config.batch_interval_secs)
-        due = self._first_pending is not None and (
-            now - self._first_pending >= self.config.batch_interval_secs or self._wake.is_set()
-        )
+        due = self._first_pending is not None and (now >= self._clock.due(self._first_pending) or self._wake.is_set())
         if due or self._snapshot_requested:
             try:
                 self.ship()
             except Exception as exc:
                 return self._failed("shipping", exc)
+            if self._first_pending is not None:
+                self._clock.shipped(self._first_pending, time.monotonic() - now)
             self._health.clear()
             self._backoff = 0.0
             self._failing_since = None
@@ -241,8 +243,9 @@ class Replicator:
             # flush() with nothing to ship: nothing left to hurry.
             self._wake.clear()
         if self._first_pending is not None:
-            due_in = max(0.0, self._first_pending + self.config.batch_interval_secs - time.monotonic())
-            return Step(wait=min(POLL_SECS, due_in), due_in=due_in)
+            # Asleep until the batch is due: flush() and stop wake it sooner.
+            due_in = max(0.0, self._clock.due(self._first_pending) - time.monotonic())
+            return Step(wait=due_in, due_in=due_in)
         return Step(idle=True)
 
     # ---- error policy ----------------------------------------------------------

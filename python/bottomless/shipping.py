@@ -18,10 +18,10 @@ from dataclasses import dataclass, replace
 from bottomless import catalog, layout, objects
 from bottomless.crypto import encryption_metadata
 from bottomless.errors import BottomlessError, DivergedError, NativeError, S3Error
-from bottomless.frames import Chain
+from bottomless.frames import Chain, frame_size
 from bottomless.merging import MergeRun
 from bottomless.s3 import PreconditionFailed
-from bottomless.spool import Record
+from bottomless.spool import Record, Spool
 from bottomless.state import ReplicatorState, save_state
 from bottomless.target import Target
 
@@ -82,39 +82,67 @@ class Shipper:
 
     def fast_forward(self) -> None:
         """Skip records whose frames reached S3 before the state recorded them
-        (a crash between PUT and save)."""
+        (a crash between PUT and save): the one batch past the state, found
+        by comparing what the spool's records give with its body."""
         assert self.state is not None
         state = self.state
         gen = catalog.load_generation(self.target.store, self.target.db_name, state.generation_id)
         target = gen.last_frame
         if target < state.next_frame:
             return
-        chain = state.chain_state()
-        frame = state.next_frame
-        last: Record | None = None
-        for rec in self.spool.records():
-            if rec.seq <= state.shipped_seq:
-                continue
-            if frame > target:
-                break
-            _, chain = self.spool.frames(rec, chain)
-            frame += rec.n_pages
-            last = rec
-        if last is None or frame != target + 1:
+        records = self._batch_candidates()
+        found = None
+        batch = next((b for b in gen.batches if not b.merged and (b.first, b.last) == (state.next_frame, target)), None)
+        if batch is not None:
+            body = objects.decode_body(
+                self.target.store.get(batch.key), batch.key, batch.compression, self.target.cipher
+            )
+            found = self._records_of(records, body, batch.unix_secs)
+        if found is None:
             raise DivergedError(
                 f"generation {state.generation} ends at frame {target}, which the local spool cannot account "
                 "for: start a new generation (bottomless-cli snapshot)"
             )
+        end, chain = found
+        last = records[end - 1]
         self.state = replace(
             state,
-            next_frame=frame,
+            next_frame=target + 1,
             chain=_chain_tuple(chain),
             shipped_seq=last.seq,
-            frames_since_snapshot=state.frames_since_snapshot + frame - state.next_frame,
+            frames_since_snapshot=state.frames_since_snapshot + target + 1 - state.next_frame,
         )
         save_state(self.target.side.path, self.state)
         self.spool.ack(last)
         log.info("generation %s already held frames up to %d; resumed after them", state.generation, target)
+
+    def _records_of(self, records: list[Record], body: bytes, unix_secs: int) -> tuple[int, Chain] | None:
+        """How many of ``records`` the batch ``body`` holds, with the chain
+        after it: the longest run whose frames (each page once) are ``body``."""
+        assert self.state is not None
+        frames = len(body) // frame_size(self.state.page_size)
+        for n in reversed(_runs_of_size(self.spool, records, self.state.chain_state(), frames)):
+            if records[n - 1].unix_ms // 1000 != unix_secs:
+                continue  # the key holds the last commit's second
+            raw, chain = self.spool.frames_run(records[:n], self.state.chain_state())
+            if raw == body:
+                return n, chain
+        return None
+
+    def _batch_candidates(self) -> list[Record]:
+        """The records the one batch beyond the state can have held: those
+        _ship_records would have put into it."""
+        assert self.state is not None
+        out: list[Record] = []
+        frames = 0
+        for rec in self.spool.records():
+            if rec.seq <= self.state.shipped_seq:
+                continue
+            if rec.gap_before or rec.page_size != self.state.page_size or frames >= self.target.config.batch_max_frames:
+                break
+            out.append(rec)
+            frames += rec.n_pages
+        return out
 
     def ack_through(self, seq: int) -> None:
         last: Record | None = None
@@ -216,7 +244,7 @@ class Shipper:
         assert self.state is not None
         state = self.state
         raw, chain = self.spool.frames_run(records, state.chain_state())
-        frames = sum(rec.n_pages for rec in records)
+        frames = len(raw) // frame_size(state.page_size)  # each page once (frames_run)
         first, last = state.next_frame, state.next_frame + frames - 1
         codec = self.target.config.compression
         db_name = self.target.db_name
@@ -275,3 +303,18 @@ class Shipper:
 
 def _chain_tuple(chain: Chain) -> tuple[int, int, int, int]:
     return (chain.salt1, chain.salt2, chain.cksum1, chain.cksum2)
+
+
+def _runs_of_size(spool: Spool, records: list[Record], chain: Chain, frames: int) -> list[int]:
+    """The lengths of the runs from the start of ``records`` that a batch of
+    ``frames`` frames, each page once as frames_run writes it, can hold (a
+    record that only rewrites pages the run already holds keeps the count)."""
+    newest: set[int] = set()
+    out: list[int] = []
+    for n, rec in enumerate(records, 1):
+        raw, _ = spool.frames(rec, chain)  # only the page numbers matter here
+        size = frame_size(rec.page_size)
+        newest.update(int.from_bytes(raw[i : i + 4], "big") for i in range(0, len(raw), size))
+        if sum(1 for p in newest if p <= rec.db_size) == frames:
+            out.append(n)
+    return out
