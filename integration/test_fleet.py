@@ -50,7 +50,7 @@ def fleet_env(cli_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
     return {
         **cli_env,
         "LIBSQL_BOTTOMLESS_BATCH_INTERVAL_SECS": "0.5",
-        "LIBSQL_BOTTOMLESS_RUNTIME_DIR": str(tmp_path / "run"),
+        "BOTTOMLESS_RUNTIME_DIR": str(tmp_path / "run"),
         "BOTTOMLESS_LOG": "info",
     }
 

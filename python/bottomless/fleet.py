@@ -205,6 +205,8 @@ class Fleet:
                 if step.done:
                     error = m.rep.error
                     self._park(m, str(error) if error is not None else "its replicator stopped", None)
+                elif step.idle and self._watch.available and m.rep.sleep_on_bell():
+                    delay = 0.0  # a commit came in while it was being put to sleep
                 else:
                     delay, idle = self._next_delay(m.rep, step), step.idle
         except Exception as exc:  # a bug in one database's round must not end the others

@@ -3,9 +3,11 @@ processes that would otherwise start one (``on-open``, ``daemon.py``).
 
 Each ``bottomless-cli replicate --dir/--config`` process keeps one file,
 ``fleet-<pid>.json``, in a runtime folder shared by every user of the
-machine (``LIBSQL_BOTTOMLESS_RUNTIME_DIR``, else ``/tmp/bottomless-fleets``,
-sticky like /tmp): its pid, the folders it scans (with their pattern and
-whether recursively) and the files it names. Whoever is about to start a
+machine (``BOTTOMLESS_RUNTIME_DIR``, else ``/tmp/bottomless-fleets``,
+sticky like /tmp; a setting of the machine, not of a database, so it is
+no ``LIBSQL_BOTTOMLESS_*`` variable and has no key in the config file):
+its pid, the folders it scans (with their pattern and whether
+recursively) and the files it names. Whoever is about to start a
 replicator for a database asks ``covering(path)``; a record counts only
 while its pid lives, and only when its owner is root, the asking user or
 the database's owner, so another user cannot switch off someone's backups
@@ -26,7 +28,7 @@ from bottomless.side_files import SUFFIX
 
 log = logging.getLogger(__name__)
 
-RUNTIME_DIR_VAR = "LIBSQL_BOTTOMLESS_RUNTIME_DIR"
+RUNTIME_DIR_VAR = "BOTTOMLESS_RUNTIME_DIR"
 DEFAULT_RUNTIME_DIR = "/tmp/bottomless-fleets"
 _COMPANIONS = ("-wal", "-shm", "-journal")
 

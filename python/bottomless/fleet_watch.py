@@ -1,7 +1,7 @@
 """Wake-ups for the multi-database replicator (fleet.py) from the kernel:
-one inotify descriptor over every database's side folder (capture appends
-to ``spool`` at each commit; ``bottomless-cli snapshot`` writes
-``snapshot.request``) and over every watched directory (databases created,
+one inotify descriptor over every database's side folder (capture rings
+``bell`` at the first commit after the replicator armed it, native/src/bell.zig;
+``bottomless-cli snapshot`` writes ``snapshot.request``) and over every watched directory (databases created,
 deleted, renamed). One thread reads it, so a thousand idle databases cost
 no polling at all.
 
@@ -18,11 +18,13 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from bottomless.side_files import SNAPSHOT_REQUEST, SPOOL, SUFFIX
+from bottomless.side_files import BELL, SNAPSHOT_REQUEST, SPOOL, SUFFIX
 
 log = logging.getLogger(__name__)
 
-_SIDE_NAMES = frozenset((SPOOL, SNAPSHOT_REQUEST))
+# The bell rings for commits (written through a mapping, the spool's own
+# writes are not all reported); the spool itself when a connection starts it.
+_SIDE_NAMES = frozenset((BELL, SPOOL, SNAPSHOT_REQUEST))
 _COMPANIONS = ("-wal", "-shm", "-journal", SUFFIX)
 
 try:

@@ -429,6 +429,17 @@ class Replicator:
         self.new_generation(parent=self.state.generation_id, finish_current=restart.finish_current)
         return result.shipped
 
+    def sleep_on_bell(self) -> bool:
+        """Before a driver sleeps on filesystem notifications: arm the side
+        folder's bell (the next commit writes it; a record written through
+        capture's mapping is not reported), then look once more. True when
+        something came in meanwhile: do not sleep."""
+        try:
+            self.spool.native.bell_arm(self.db_path)
+        except BottomlessError as exc:  # the driver's periodic recheck still comes
+            log.debug("cannot arm the bell of %s: %s", self.db_path, exc)
+        return self.has_pending() or snapshot_requested(self.side)
+
     def pending_age(self) -> float:
         """Seconds since the oldest commit not yet in S3 (0 when none is
         known to be waiting): cheap, no spool read, safe from any thread."""
