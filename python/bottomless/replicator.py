@@ -81,8 +81,8 @@ class Step:
     # Nothing to do until the spool (or the lock) changes: a driver that is
     # told of spool writes (fleet.py) may wait for that instead of ``wait``.
     idle: bool = False
-    # Seconds until the pending batch is due, when one is (``wait`` then says
-    # the same): a driver told of changes waits this long.
+    # Seconds until the pending batch is due, when one is (the wait is
+    # then for the batch, not a retry or a lock).
     due_in: float | None = None
 
 
