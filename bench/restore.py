@@ -21,9 +21,19 @@ server's busy seconds (the union of its request intervals) show when a
 restore waits on the server. ``--profile`` runs the first bottomless
 restore under cProfile and prints where its time goes.
 
+Each bottomless restore runs three ways: "bottomless" (the library's
+default: the snapshot in ranged parts fetched in parallel, what S3 itself
+needs), "bottomless-stream" (one streaming GET of the snapshot, what a
+server that reads the whole object for every ranged GET needs: moto does)
+and "bottomless-local". ``--server s3rver`` restores from a copy of the
+objects in s3rver, which serves a range by reading only that range.
+``--before DIR`` adds the restores of another checkout (its python/ and
+built library), alternating with this one's.
+
     PYTHONPATH=python python bench/restore.py                 # 256 MiB, 2,000 batches, 3 rounds
     PYTHONPATH=python python bench/restore.py --mib 1024
     PYTHONPATH=python python bench/restore.py --mib 2048 --no-litestream --rounds 1   # peak RSS
+    PYTHONPATH=python python bench/restore.py --server s3rver --before /path/to/older/checkout
 """
 
 # mypy: disable-error-code="import-untyped"
@@ -31,9 +41,11 @@ restore under cProfile and prints where its time goes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
+import resource
 import shutil
 import sqlite3
 import statistics
@@ -46,7 +58,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from restore_servers import Server, copy_bucket, s3rver
 from s3bench import (
+    CREDENTIALS,
     Litestream,
     S3Server,
     content_digest,
@@ -182,6 +196,7 @@ class Run:
     seconds: float  # wall time of the restoring process
     peak_rss: int  # bytes
     figures: dict[str, Any]
+    cpu: float = 0.0  # its user + system CPU seconds: on a shared machine, wall time is mostly waiting for a core
 
 
 def vm_hwm(pid: int | str) -> int:
@@ -197,9 +212,10 @@ def vm_hwm(pid: int | str) -> int:
     return 0
 
 
-def measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str, str]:
-    """Runs ``cmd``; (wall seconds, peak RSS bytes sampled every 10 ms, stdout, stderr)."""
+def measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str, str, float]:
+    """Runs ``cmd``; (wall seconds, peak RSS bytes sampled every 10 ms, stdout, stderr, CPU seconds)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
         peak = 0
@@ -207,29 +223,46 @@ def measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, 
             peak = max(peak, vm_hwm(proc.pid))
             time.sleep(0.01)
         elapsed = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read().decode(), err.read().decode()
     if proc.returncode:
         raise RuntimeError(f"{cmd[:3]} failed ({proc.returncode}): {stderr[-2000:]}")
-    return elapsed, peak, stdout, stderr
+    return elapsed, peak, stdout, stderr, cpu
 
 
-def restore_bottomless(endpoint: str, out: Path, local: Path | None, profile: bool) -> tuple[Run, str]:
-    cmd = [sys.executable, str(HERE / "restore_run.py"), endpoint, BL_BUCKET, DB_ID, str(out)]
+@dataclass(frozen=True)
+class Tree:
+    """A checkout whose bench/restore_run.py and python/ restore (this one, or ``--before``)."""
+
+    root: Path
+    python: str
+
+    def env(self, base: dict[str, str]) -> dict[str, str]:
+        return {**base, "PYTHONPATH": str(self.root / "python")}
+
+
+def restore_bottomless(
+    tree: Tree, target: Server, out: Path, local: Path | None, profile: bool, part_mib: float | None
+) -> tuple[Run, str]:
+    cmd = [tree.python, str(tree.root / "bench" / "restore_run.py"), target.endpoint, BL_BUCKET, DB_ID, str(out)]
     if local is not None:
         cmd += ["--local", str(local)]
+    if part_mib is not None:
+        cmd += ["--part-mib", str(part_mib)]
     if profile:
         cmd.append("--profile")
-    elapsed, rss, stdout, stderr = measured(cmd)
+    elapsed, rss, stdout, stderr, cpu = measured(cmd, tree.env(target.env()))
     figures = json.loads(stdout.strip().splitlines()[-1])
-    return Run(elapsed, max(rss, figures.pop("peak_rss", 0)), figures), stderr
+    return Run(elapsed, max(rss, figures.pop("peak_rss", 0)), figures, cpu), stderr
 
 
 def restore_litestream(ls: Litestream, out: Path) -> Run:
     cmd = [litestream_binary(), "restore", "-config", str(ls.config), "-o", str(out), str(ls.db)]
-    elapsed, rss, _, _ = measured(cmd, ls.env())
-    return Run(elapsed, rss, {})
+    elapsed, rss, _, _, cpu = measured(cmd, ls.env())
+    return Run(elapsed, rss, {}, cpu)
 
 
 def mirror(endpoint: str, dest: Path) -> int:
@@ -261,6 +294,27 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--ls-no-autocheckpoint",
         action="store_true",
         help="PRAGMA wal_autocheckpoint=0 on Litestream's writer (default: SQLite's default, 1000 pages)",
+    )
+    p.add_argument(
+        "--server",
+        choices=("moto", "s3rver"),
+        default="moto",
+        help="where the restores read from: moto (where everything is replicated), or s3rver (npm) holding a copy "
+        "of the objects, a server that reads only the range a ranged GET asks for (default: moto)",
+    )
+    p.add_argument(
+        "--before",
+        type=Path,
+        default=None,
+        help="also restore with the checkout at this path (its python/ and bench/restore_run.py, its built "
+        "library), alternating with this one: before/after side by side",
+    )
+    p.add_argument("--before-python", default=sys.executable, help="the Python that runs --before's restores")
+    p.add_argument(
+        "--only",
+        default=None,
+        help="comma-separated restores to run (of bottomless, bottomless-stream, bottomless-local, before, "
+        "before-local, litestream; default: all)",
     )
     p.add_argument("--profile", action="store_true", help="profile the first bottomless restore (cProfile)")
     p.add_argument("--dir", type=Path, default=None, help="directory for the databases (default: a temp dir)")
@@ -310,39 +364,67 @@ def main(argv: Sequence[str] | None = None) -> int:
         local = work / "mirror"
         print(f"local copy of bottomless's objects: {mib(mirror(server.endpoint, local))}", flush=True)
 
-        tools = ["bottomless", "bottomless-local"] + ([] if args.no_litestream else ["litestream"])
-        runs: dict[str, list[Run]] = {tool: [] for tool in tools}
-        gets: dict[str, list[int]] = {tool: [] for tool in tools}
-        busy: dict[str, list[float]] = {tool: [] for tool in tools}
-        checks: dict[str, tuple[str, bool, int]] = {}
-        profile_text = ""
-        for rnd in range(args.rounds):
-            for tool in tools:
-                out = work / f"restored-{tool}-{rnd}.db"
-                t0 = time.time()
-                if tool == "litestream":
-                    run = restore_litestream(ls, out)
-                else:
-                    profile = args.profile and rnd == 0 and tool == "bottomless"
-                    run, err = restore_bottomless(
-                        server.endpoint, out, local if tool != "bottomless" else None, profile
-                    )
-                    if profile:
-                        profile_text = err
-                t1 = time.time()
-                runs[tool].append(run)
-                counted = server.counts(t0, t1)
-                gets[tool].append(counted["GET"] + counted["LIST"])
-                busy[tool].append(server_busy(server, t0, t1)[0])
-                source = ls_db if tool == "litestream" else bl_db
-                checks[tool] = (integrity(out), content_digest(out) == content_digest(source), out.stat().st_size)
-                print(
-                    f"  round {rnd + 1}: {tool} restore {run.seconds:.2f} s, peak RSS {mib(run.peak_rss)}, "
-                    f"{json.dumps(run.figures)}",
-                    file=sys.stderr,
-                    flush=True,
+        moto = Server("moto", server.endpoint, CREDENTIALS, server.proc.pid if server.proc else 0)
+        with contextlib.ExitStack() as stack:
+            target = moto
+            if args.server == "s3rver":
+                target = stack.enter_context(s3rver())
+                copied = sum(
+                    copy_bucket(moto, target, b) for b in [BL_BUCKET] + ([] if args.no_litestream else [LS_BUCKET])
                 )
-                out.unlink()
+                print(f"s3rver at {target.endpoint}: copied {mib(copied)} into it", flush=True)
+                ls = Litestream(ls_db, target.endpoint, LS_BUCKET, DB_ID, work, target.credentials)
+            this = Tree(HERE.parent, sys.executable)
+            before = Tree(args.before.resolve(), args.before_python) if args.before else None
+            # tool -> (tree, part size in MiB: None the library's default, 0 one streaming GET, local copy?)
+            plans: dict[str, tuple[Tree, float | None, bool]] = {
+                "bottomless": (this, None, False),
+                "bottomless-stream": (this, 0, False),
+                "bottomless-local": (this, None, True),
+            }
+            if before is not None:
+                plans["before"] = (before, None, False)
+                plans["before-local"] = (before, None, True)
+            tools = list(plans) + ([] if args.no_litestream else ["litestream"])
+            if args.only:
+                tools = [t for t in tools if t in args.only.split(",")]
+            runs: dict[str, list[Run]] = {tool: [] for tool in tools}
+            gets: dict[str, list[int]] = {tool: [] for tool in tools}
+            busy: dict[str, list[float]] = {tool: [] for tool in tools}
+            cpu: dict[str, list[float]] = {tool: [] for tool in tools}
+            checks: dict[str, tuple[str, bool, int]] = {}
+            profile_text = ""
+            for rnd in range(args.rounds):
+                for tool in tools:
+                    out = work / f"restored-{tool}-{rnd}.db"
+                    t0, cpu0 = time.time(), target.cpu_seconds()
+                    if tool == "litestream":
+                        run = restore_litestream(ls, out)
+                    else:
+                        tree, part_mib, from_local = plans[tool]
+                        profile = args.profile and rnd == 0 and tool == "bottomless"
+                        run, err = restore_bottomless(
+                            tree, target, out, local if from_local else None, profile, part_mib
+                        )
+                        if profile:
+                            profile_text = err
+                    t1 = time.time()
+                    runs[tool].append(run)
+                    cpu[tool].append(target.cpu_seconds() - cpu0)
+                    if target is moto:
+                        counted = server.counts(t0, t1)
+                        gets[tool].append(counted["GET"] + counted["LIST"])
+                        busy[tool].append(server_busy(server, t0, t1)[0])
+                    source = ls_db if tool == "litestream" else bl_db
+                    checks[tool] = (integrity(out), content_digest(out) == content_digest(source), out.stat().st_size)
+                    print(
+                        f"  round {rnd + 1}: {tool} restore {run.seconds:.2f} s, CPU {run.cpu:.2f} s, "
+                        f"peak RSS {mib(run.peak_rss)}, "
+                        f"load {os.getloadavg()[0]:.1f}, {json.dumps(run.figures)}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    out.unlink()
 
     med = {tool: statistics.median(r.seconds for r in runs[tool]) for tool in tools}
     rows_out = []
@@ -359,9 +441,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 tool,
                 mib(out_size),
                 objects,
-                f"{statistics.median(gets[tool]):,.0f}",
-                f"{statistics.median(busy[tool]):.2f}",
+                f"{statistics.median(gets[tool]):,.0f}" if gets[tool] else "-",
+                f"{statistics.median(busy[tool]):.2f}" if busy[tool] else "-",
+                f"{statistics.median(cpu[tool]):.2f}",
                 f"{med[tool]:.2f}",
+                f"{statistics.median(r.cpu for r in runs[tool]):.2f}",
                 " ".join(f"{r.seconds:.2f}" for r in runs[tool]),
                 f"{statistics.median(inner):.2f}" if inner else "-",
                 f"{out_size / 2**20 / med[tool]:,.1f}",
@@ -379,7 +463,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "in S3",
                 "GET+LIST",
                 "server busy s",
+                "server CPU s",
                 "process s (median)",
+                "process CPU s",
                 "rounds s",
                 "restore() s",
                 "MiB/s",
@@ -392,18 +478,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     )
     print()
-    phases = [r.figures for r in runs["bottomless"]]
-    keys = [k for k in phases[0] if k.endswith("_seconds") and k != "restore_seconds"]
-    print(
-        "bottomless, where the time goes (medians, s): "
-        + ", ".join(f"{k[: -len('_seconds')]} {statistics.median(p[k] for p in phases):.2f}" for k in keys)
-    )
-    bl, local_t = med["bottomless"], med["bottomless-local"]
-    print(f"local apply: {out_size / 2**20 / local_t:,.1f} MiB/s (target >= 800)")
-    print(f"end to end: {out_size / 2**20 / bl:,.1f} MiB/s (target >= 300)")
-    if "litestream" in med:
-        ratio = med["litestream"] / bl
-        print(f"speed-up bottomless vs litestream: {ratio:.2f}x (target >= 4x: {'met' if ratio >= 4 else 'NOT met'})")
+    for tool in [t for t in tools if t != "litestream"]:
+        phases = [r.figures for r in runs[tool]]
+        keys = [k for k in phases[0] if k.endswith("_seconds") and k != "restore_seconds"]
+        start = statistics.median(r.seconds - r.figures["restore_seconds"] for r in runs[tool])
+        print(
+            f"{tool}, where the time goes (medians, s): start-up {start:.2f}, "
+            + ", ".join(f"{k[: -len('_seconds')]} {statistics.median(p[k] for p in phases):.2f}" for k in keys)
+        )
+    print(f"S3 server: {target.name}; load average at the end {os.getloadavg()[0]:.1f} (2 cores)")
+    if "bottomless-local" in med:
+        print(f"local apply: {out_size / 2**20 / med['bottomless-local']:,.1f} MiB/s (target >= 800)")
+    for tool in [t for t in ("bottomless", "bottomless-stream") if t in med]:
+        print(f"end to end, {tool}: {out_size / 2**20 / med[tool]:,.1f} MiB/s (target >= 300)")
+        if "litestream" in med:
+            ratio = med["litestream"] / med[tool]
+            verdict = "met" if ratio >= 4 else "NOT met"
+            print(f"speed-up {tool} vs litestream: {ratio:.2f}x (target >= 4x: {verdict})")
+    for tool, old in (("bottomless", "before"), ("bottomless-local", "before-local")):
+        if tool in med and old in med:
+            print(f"{tool} vs {old}: {med[old] / med[tool]:.2f}x faster (process seconds, medians)")
     if profile_text:
         print()
         print("cProfile of the first bottomless restore:")

@@ -4,7 +4,10 @@ the generation's objects (the listing still comes from S3). Prints the
 restore's figures as JSON. ``--profile`` prints cProfile's top lines to
 stderr.
 
-    python bench/restore_run.py ENDPOINT BUCKET DB_ID OUT [--local DIR] [--profile]
+``--part-mib N`` sets the snapshot's ranged part size (0: one streaming
+GET); the library's default when not given.
+
+    python bench/restore_run.py ENDPOINT BUCKET DB_ID OUT [--local DIR] [--part-mib N] [--profile]
 """
 
 # mypy: disable-error-code="import-untyped"
@@ -20,7 +23,8 @@ import sys
 import time
 from pathlib import Path
 
-from bottomless.restore import restore
+from bottomless.allocator import return_large_blocks
+from bottomless.restore import Tuning, restore
 from bottomless.restore_fetch import LocalObjects
 from bottomless.s3 import S3Store
 
@@ -40,15 +44,18 @@ def main() -> int:
     p.add_argument("db_id")
     p.add_argument("out")
     p.add_argument("--local", default=None)
+    p.add_argument("--part-mib", type=float, default=None)
     p.add_argument("--profile", action="store_true")
     args = p.parse_args()
+    return_large_blocks()  # as bottomless-cli does
     store = S3Store(args.endpoint, args.bucket)
     source = LocalObjects(args.local) if args.local else None
     profiler = cProfile.Profile() if args.profile else None
     t0 = time.perf_counter()
     if profiler:
         profiler.enable()
-    result = restore(store, args.db_id, args.out, source=source)
+    tuning = None if args.part_mib is None else Tuning(part_size=int(args.part_mib * 2**20))
+    result = restore(store, args.db_id, args.out, source=source, tuning=tuning)
     if profiler:
         profiler.disable()
     elapsed = time.perf_counter() - t0

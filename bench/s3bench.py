@@ -201,13 +201,16 @@ LITESTREAM_SYNC_SECS = 1.0  # its default sync interval, which the configuration
 class Litestream:
     """One database replicated by ``litestream replicate`` to ``bucket``/``prefix``."""
 
-    def __init__(self, db: Path, endpoint: str, bucket: str, prefix: str, work: Path) -> None:
+    def __init__(
+        self, db: Path, endpoint: str, bucket: str, prefix: str, work: Path, credentials: dict[str, str] | None = None
+    ) -> None:
+        self.credentials = credentials or CREDENTIALS
         self.db = db.resolve()
         self.endpoint = endpoint
         self.bucket = bucket
         self.prefix = prefix
         self.work = work
-        self.config = work / f"litestream-{prefix}.yml"
+        self.config = work / f"litestream-{prefix}-{endpoint.rsplit(':', 1)[-1]}.yml"
         self.socket = work / f"litestream-{prefix}.sock"
         self.logfile = work / f"litestream-{prefix}.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -224,14 +227,13 @@ class Litestream:
             f"        endpoint: {endpoint}\n"
             "        region: us-east-1\n"
             "        force-path-style: true\n"
-            f"        access-key-id: {CREDENTIALS['AWS_ACCESS_KEY_ID']}\n"
-            f"        secret-access-key: {CREDENTIALS['AWS_SECRET_ACCESS_KEY']}\n"
+            f"        access-key-id: {self.credentials['AWS_ACCESS_KEY_ID']}\n"
+            f"        secret-access-key: {self.credentials['AWS_SECRET_ACCESS_KEY']}\n"
         )
 
-    @staticmethod
-    def env() -> dict[str, str]:
+    def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
-        env.update(CREDENTIALS)
+        env.update(self.credentials)
         return env
 
     def start(self) -> None:

@@ -32,7 +32,6 @@ from bottomless.side_files import folder_of
 
 NATIVE_FUNCTIONS = (
     "bottomless_wal_checksum",
-    "bottomless_apply_frames",
     "bottomless_finish_restore",
     "bottomless_check_frames",
     "bottomless_write_newest",

@@ -29,6 +29,9 @@ pytestmark = pytest.mark.s3_server
 
 DB = "app.db"
 TINY = Tuning(workers=4, part_size=4096, snapshot_budget=3 * 4096, batch_budget=1)
+# The snapshot through one streaming GET, read in small pieces, little read ahead.
+STREAM = Tuning(workers=4, part_size=0, snapshot_budget=3 * 4096, batch_budget=1, stream_chunk=4096)
+TUNINGS = pytest.mark.parametrize("tuning", [TINY, STREAM], ids=["parts", "stream"])
 
 
 @pytest.fixture
@@ -85,13 +88,14 @@ def test_each_page_is_written_once_and_the_newest_image_wins(
     assert result.figures is not None and result.figures.fetched == sum(o.size for o in fetched)
 
 
+@TUNINGS
 @pytest.mark.parametrize("codec", ["zstd", "gz", "raw"])
 def test_tiny_parts_and_budgets_restore_the_same_bytes(
-    store: S3Store, native: Native, source: SourceDb, tmp_path: Path, codec: str
+    store: S3Store, native: Native, source: SourceDb, tmp_path: Path, codec: str, tuning: Tuning
 ) -> None:
     history(store, source, native, batches=5, codec=codec)
     restore(store, DB, str(tmp_path / "default.db"))
-    restore(store, DB, str(tmp_path / "tiny.db"), tuning=TINY)
+    restore(store, DB, str(tmp_path / "tiny.db"), tuning=tuning)
     assert (tmp_path / "tiny.db").read_bytes() == (tmp_path / "default.db").read_bytes()
     assert rows(tmp_path / "tiny.db") == source.rows("SELECT id, n, body FROM t ORDER BY id")
 
@@ -127,8 +131,9 @@ def test_damage_inside_a_later_frame_of_a_batch_is_named(
     assert not (tmp_path / "r.db").exists()
 
 
+@TUNINGS
 def test_corrupt_snapshot_part_is_named_and_nothing_is_replaced(
-    store: S3Store, native: Native, source: SourceDb, tmp_path: Path
+    store: S3Store, native: Native, source: SourceDb, tmp_path: Path, tuning: Tuning
 ) -> None:
     # gzip's CRC catches any damaged byte (a zstd snapshot carries no checksum)
     writer = history(store, source, native, batches=3, codec="gz")
@@ -140,25 +145,27 @@ def test_corrupt_snapshot_part_is_named_and_nothing_is_replaced(
     target = tmp_path / "r.db"
     target.write_bytes(b"previous content")
     with pytest.raises(RestoreError, match=key.replace(".", r"\.")):
-        restore(store, DB, str(target), tuning=TINY)
+        restore(store, DB, str(target), tuning=tuning)
     assert target.read_bytes() == b"previous content"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.db", "source"]
 
 
+@TUNINGS
 def test_encrypted_snapshot_streams_through_small_parts(
-    store: S3Store, native: Native, source: SourceDb, tmp_path: Path
+    store: S3Store, native: Native, source: SourceDb, tmp_path: Path, tuning: Tuning
 ) -> None:
     writer = history(store, source, native, batches=3)
     cipher = Cipher(bytes(range(32)))
     for key in batch_keys(writer) + [layout.snapshot_key(DB, writer.generation, "zstd")]:
         plain = _frames(store, key)
         store.put(key, encode_body(plain, "zstd", key, cipher))
-    restore(store, DB, str(tmp_path / "r.db"), tuning=TINY, cipher=cipher)
+    restore(store, DB, str(tmp_path / "r.db"), tuning=tuning, cipher=cipher)
     assert rows(tmp_path / "r.db") == source.rows("SELECT id, n, body FROM t ORDER BY id")
 
 
+@pytest.mark.parametrize("tuning", [None, STREAM], ids=["default", "stream"])
 def test_restore_from_a_local_copy_of_the_objects(
-    store: S3Store, native: Native, source: SourceDb, tmp_path: Path
+    store: S3Store, native: Native, source: SourceDb, tmp_path: Path, tuning: Tuning | None
 ) -> None:
     writer = history(store, source, native, batches=4)
     mirror = tmp_path / "mirror"
@@ -166,7 +173,7 @@ def test_restore_from_a_local_copy_of_the_objects(
         path = mirror / obj.key
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(store.get(obj.key))
-    restore(store, DB, str(tmp_path / "r.db"), source=LocalObjects(mirror))
+    restore(store, DB, str(tmp_path / "r.db"), source=LocalObjects(mirror), tuning=tuning)
     assert rows(tmp_path / "r.db") == source.rows("SELECT id, n, body FROM t ORDER BY id")
 
 

@@ -13,13 +13,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from boto3.s3.transfer import TransferConfig
 
 import bottomless
 from bottomless import catalog
 from bottomless.config import Config
-from bottomless.errors import S3Error, UnsupportedServer
+from bottomless.errors import RestoreError, S3Error, UnsupportedServer
 from bottomless.replicator import Replicator
+from bottomless.restore_fetch import get_part
 from bottomless.s3 import RetryPolicy, S3Store
 from bottomless.server_features import HONOURED, IGNORED, ServerFeatures, probe
 from bottomless.side_files import SideFolder
@@ -248,14 +248,17 @@ def test_delete_objects_carries_content_md5(proxy: FaultProxy, store: S3Store) -
 
 
 def test_server_ignoring_range_is_detected(proxy: FaultProxy, store: S3Store) -> None:
-    small_parts = TransferConfig(multipart_threshold=256 * 1024, multipart_chunksize=256 * 1024)
+    """The restore's two ways of reading a big object: a ranged part is
+    exactly its bytes, and a server that answers it with the whole body is
+    named, not trusted; one streaming GET returns the whole body."""
     body = os.urandom(1024 * 1024)
     store.put("big", body)
     direct = S3Store(proxy.endpoint, store.bucket)
-    assert direct.get_large("big", small_parts) == body
+    assert get_part(direct, "big", 4096, 8191) == body[4096:8192]
+    assert b"".join(direct.stream("big", 64 * 1024)) == body
     assert probe(direct, "probe.db").ranged_get == HONOURED
 
     proxy.faults.ranged_get = "ignore"
     assert probe(direct, "probe.db").ranged_get == IGNORED
-    with pytest.raises(S3Error, match="ignores Range"):
-        direct.get_large("big", small_parts)
+    with pytest.raises(RestoreError, match="ignores Range"):
+        get_part(direct, "big", 4096, 8191)

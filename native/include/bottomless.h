@@ -166,21 +166,6 @@ int bottomless_bell_arm(const char *db_path);
 
 #define BOTTOMLESS_APPLY_VERIFY 1      /* check every frame's chained checksum */
 #define BOTTOMLESS_APPLY_BIG_ENDIAN 2  /* checksum words are big-endian (earlier buckets) */
-/*
- * Writes the pages of WAL frames (as produced by bottomless_spool_frames,
- * or as SQLite wrote them) into a database file (not open in SQLite).
- * With BOTTOMLESS_APPLY_VERIFY in flags every frame's chained checksum is
- * checked against chain first (salts are not compared), and nothing is
- * written when one fails. Only frames up to the last commit frame are
- * written; chain is advanced to that frame, and *frames (the number
- * written) tells the caller where the unfinished transaction it must hand
- * in again, before the next frames, starts. *db_size gets the database size
- * of the last commit frame (0 if none).
- */
-int bottomless_apply_frames(const char *db_path, uint32_t page_size,
-                            const uint8_t *frames, size_t len, int flags,
-                            bottomless_chain *chain, uint32_t *db_size,
-                            uint64_t *frames_applied);
 /* Sets the file to db_size pages and makes it durable. */
 int bottomless_finish_restore(const char *db_path, uint32_t page_size, uint32_t db_size);
 

@@ -6,9 +6,11 @@ const walfmt = @import("walfmt.zig");
 const newest = @import("newest.zig");
 const status = @import("status.zig");
 
-const check_verify: c_int = 1; // BOTTOMLESS_APPLY_VERIFY
-const check_big_endian: c_int = 2; // BOTTOMLESS_APPLY_BIG_ENDIAN
-const check_after_first: c_int = 4; // BOTTOMLESS_CHECK_AFTER_FIRST
+const abi = @import("abi.zig");
+
+const check_verify = abi.apply_verify;
+const check_big_endian = abi.apply_big_endian;
+const check_after_first: c_int = abi.header.BOTTOMLESS_CHECK_AFTER_FIRST;
 
 fn misuse(msg: []const u8) c_int {
     status.set("{s}", .{msg});

@@ -264,27 +264,12 @@ pub export fn bottomless_bell_arm(db_path: ?[*:0]const u8) c_int {
     return status.OK;
 }
 
-pub export fn bottomless_apply_frames(db_path: ?[*:0]const u8, page_size: u32, frames: ?[*]const u8, len: usize, flags: c_int, chain: ?*walfmt.Chain, db_size: ?*u32, applied: ?*u64) c_int {
-    status.clear();
-    const path = db_path orelse return misuse("db_path is NULL");
-    const ch = chain orelse return misuse("chain is NULL");
-    const data: []const u8 = if (len == 0) &.{} else (frames orelse return misuse("frames is NULL"))[0..len];
-    if (flags & ~@as(c_int, apply_verify | apply_big_endian) != 0) return misuse("unknown apply flags");
-    const a = restore.applyFrames(path, page_size, data, flags & apply_verify != 0, flags & apply_big_endian != 0, ch) catch |e| return fail(e);
-    if (db_size) |d| d.* = a.db_size;
-    if (applied) |p| p.* = a.frames;
-    return status.OK;
-}
-
 pub export fn bottomless_finish_restore(db_path: ?[*:0]const u8, page_size: u32, db_size: u32) c_int {
     status.clear();
     const path = db_path orelse return misuse("db_path is NULL");
     restore.finish(path, page_size, db_size) catch |e| return fail(e);
     return status.OK;
 }
-
-const apply_verify = abi.apply_verify;
-const apply_big_endian = abi.apply_big_endian;
 
 pub export fn bottomless_wal_checksum(data: ?[*]const u8, len: usize, big_endian: c_int, chain: ?*walfmt.Chain) c_int {
     status.clear();

@@ -48,15 +48,6 @@ def cdef_source(header: str) -> str:
 
 
 @dataclass(frozen=True)
-class ApplyResult:
-    """Outcome of :meth:`Native.apply_frames`."""
-
-    chain: Chain
-    db_size: int
-    frames_applied: int
-
-
-@dataclass(frozen=True)
 class SpoolStats:
     """Unacknowledged backlog and disk use (``bottomless_stats``)."""
 
@@ -144,13 +135,13 @@ class Native:
             raise NativeError(code, f"{what}: {self.last_error()}", corrupt=code == self.lib.BOTTOMLESS_CORRUPT)
         return code
 
-    def _chain_in(self, chain: Chain) -> Any:
+    def chain_in(self, chain: Chain) -> Any:
         c = self.ffi.new("bottomless_chain *")
         c.salt1, c.salt2, c.cksum1, c.cksum2 = chain.salt1, chain.salt2, chain.cksum1, chain.cksum2
         return c
 
     @staticmethod
-    def _chain_out(c: Any) -> Chain:
+    def chain_out(c: Any) -> Chain:
         return Chain(int(c.salt1), int(c.salt2), int(c.cksum1), int(c.cksum2))
 
     # -- core ---------------------------------------------------------------
@@ -208,14 +199,14 @@ class Native:
         ``chain``; None while SQLite rewrites them (BUSY: try again)."""
         size = count * frame_size(rec.page_size)
         buf = self.ffi.new("uint8_t[]", max(size, 1))
-        c = self._chain_in(chain)
+        c = self.chain_in(chain)
         code = self.check(
             self.lib.bottomless_spool_frames(handle, rec.raw, first, count, c, buf, size),
             f"reading the pages of transaction {rec.seq}",
         )
         if code == self.lib.BOTTOMLESS_BUSY:
             return None
-        return bytes(self.ffi.buffer(buf, size)), self._chain_out(c)
+        return bytes(self.ffi.buffer(buf, size)), self.chain_out(c)
 
     def spool_frames_run(self, handle: Any, records: list[Record], chain: Chain) -> tuple[bytearray, Chain] | None:
         """All pages of ``records`` (consecutive in the spool) as WAL frames
@@ -225,7 +216,7 @@ class Native:
         out = bytearray(size)
         buf = self.ffi.from_buffer("uint8_t[]", out, require_writable=True)
         written = self.ffi.new("size_t *")
-        c = self._chain_in(chain)
+        c = self.chain_in(chain)
         code = self.check(
             self.lib.bottomless_spool_frames_run(handle, records[0].offset, len(records), c, buf, size, written),
             f"reading the pages of transactions {records[0].seq}-{records[-1].seq}",
@@ -234,7 +225,7 @@ class Native:
         if code == self.lib.BOTTOMLESS_BUSY:
             return None
         del out[int(written[0]) :]  # each page once: fewer frames than the records hold
-        return out, self._chain_out(c)
+        return out, self.chain_out(c)
 
     def spool_seq_at(self, handle: Any, salt1: int, salt2: int, mx_frame: int, before_seq: int) -> int | None:
         """bottomless_spool_seq_at; None on BUSY (the spool cannot say yet)."""
@@ -277,39 +268,9 @@ class Native:
     def wal_checksum(self, data: bytes, chain: Chain, big_endian: bool = False) -> Chain:
         """SQLite's WAL checksum over ``data``, continuing ``chain`` (words
         little-endian, as this library ships them, unless ``big_endian``)."""
-        c = self._chain_in(chain)
+        c = self.chain_in(chain)
         self.check(self.lib.bottomless_wal_checksum(data, len(data), int(big_endian), c), "wal checksum")
-        return self._chain_out(c)
-
-    def apply_frames(
-        self,
-        db_path: str,
-        page_size: int,
-        frames: bytes,
-        chain: Chain,
-        verify: bool = True,
-        big_endian: bool = False,
-    ) -> ApplyResult:
-        """Write the pages of WAL ``frames`` up to the last commit frame into
-        the file at ``db_path``; ``frames_applied`` says how many that was."""
-        c = self._chain_in(chain)
-        db_size = self.ffi.new("uint32_t *")
-        applied = self.ffi.new("uint64_t *")
-        flags = (self.lib.BOTTOMLESS_APPLY_VERIFY if verify else 0) | (
-            self.lib.BOTTOMLESS_APPLY_BIG_ENDIAN if big_endian else 0
-        )
-        code = self.lib.bottomless_apply_frames(
-            db_path.encode(),
-            page_size,
-            frames,
-            len(frames),
-            flags,
-            c,
-            db_size,
-            applied,
-        )
-        self.check(code, f"applying frames to {db_path}")
-        return ApplyResult(self._chain_out(c), int(db_size[0]), int(applied[0]))
+        return self.chain_out(c)
 
     def finish_restore(self, db_path: str, page_size: int, db_size: int) -> None:
         """Truncate/extend ``db_path`` to ``db_size`` pages and fsync it."""

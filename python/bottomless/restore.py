@@ -18,6 +18,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
@@ -27,7 +28,7 @@ from bottomless import catalog, layout, objects, perpage
 from bottomless._native import Native, load
 from bottomless.catalog import Batch, Generation
 from bottomless.crypto import Cipher
-from bottomless.errors import LayoutError, NativeError, RestoreError
+from bottomless.errors import LayoutError, RestoreError
 from bottomless.frames import Meta
 from bottomless.generation import created_at
 from bottomless.restore_fetch import ObjectSource
@@ -336,11 +337,19 @@ def _build(
     if plan.snapshot_key is None:
         _check_started_empty(plan, tmp, built.db_size)
     try:
-        native.finish_restore(tmp, built.page_size, built.db_size)
-    except NativeError as exc:
+        os.truncate(tmp, built.db_size * built.page_size)
+    except OSError as exc:
         raise RestoreError(f"could not finish the restored file {tmp}: {exc}") from None
     began = figures.phase_done("finish", began)
-    integrity = _check_integrity(tmp, plan.generation)
+    # The file is written back to disk while the integrity check reads it
+    # from the page cache; the rename waits for both.
+    with ThreadPoolExecutor(1, thread_name_prefix="restore-fsync") as pool:
+        synced = pool.submit(_fsync, tmp)
+        integrity = _check_integrity(tmp, plan.generation)
+        try:
+            synced.result()
+        except OSError as exc:
+            raise RestoreError(f"could not make the restored file {tmp} durable: {exc}") from None
     figures.phase_done("integrity", began)
     return RestoreResult(
         path=tmp,
@@ -369,6 +378,14 @@ def _check_started_empty(plan: Plan, tmp: str, db_size: int) -> None:
             f"generation {prefix} has no snapshot ({prefix}db.<zstd|gz|raw>) and no .dep parent to continue "
             "from, and its frames do not start a new database from page 1: its snapshot is missing"
         )
+
+
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def integrity_check(path: str) -> str:

@@ -21,7 +21,8 @@ class Figures:
     pages_written: int = 0
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
-    phases: dict[str, float] = field(default_factory=dict)  # seconds: plan, apply, finish, integrity
+    # seconds: plan, apply, finish (truncate), integrity (the check, the fsync beside it)
+    phases: dict[str, float] = field(default_factory=dict)
 
     def phase_done(self, name: str, since: float) -> float:
         """Records the phase that began at ``since``; returns now."""

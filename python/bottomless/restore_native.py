@@ -36,20 +36,22 @@ class RestoreNative:
         self.ffi: Any = native.ffi
         self.lib: Any = native.lib
 
-    def check_frames(self, page_size: int, frames: bytes, verify: bool, big_endian: bool) -> tuple[int, int]:
-        """Checks frames 1.. of a batch against the chain its frame 0 stores
-        (page numbers always, checksums with ``verify``); (index of the last
-        commit frame or -1, database size it records). NativeError when a
-        frame fails."""
-        chain = self.ffi.new("bottomless_chain *")
+    def check_frames(
+        self, page_size: int, frames: bytes, verify: bool, big_endian: bool, start: Chain | None = None
+    ) -> tuple[int, int, Chain]:
+        """Checks page numbers always and checksums with ``verify``: from
+        ``start``, or (None) frames 1.. against the chain frame 0 stores.
+        (index of the last commit frame or -1, database size it records,
+        the chain after the last frame). NativeError when a frame fails."""
+        chain = self.native.chain_in(start) if start is not None else self.ffi.new("bottomless_chain *")
         last_commit = self.ffi.new("int64_t *")
         db_size = self.ffi.new("uint32_t *")
-        flags = self.lib.BOTTOMLESS_CHECK_AFTER_FIRST
+        flags = self.lib.BOTTOMLESS_CHECK_AFTER_FIRST if start is None else 0
         flags |= self.lib.BOTTOMLESS_APPLY_VERIFY if verify else 0
         flags |= self.lib.BOTTOMLESS_APPLY_BIG_ENDIAN if big_endian else 0
         code = self.lib.bottomless_check_frames(page_size, frames, len(frames), flags, chain, last_commit, db_size)
         self.native.check(code, "checking frames")
-        return int(last_commit[0]), int(db_size[0])
+        return int(last_commit[0]), int(db_size[0]), self.native.chain_out(chain)
 
     def write_newest(self, fd: int, page_size: int, frames: bytes, written: PageSet, max_pgno: int) -> int:
         """Writes the newest frame's page of every page not in ``written``
@@ -64,15 +66,16 @@ class RestoreNative:
         return int(count[0])
 
     def write_image(
-        self, fd: int, page_size: int, first_pgno: int, data: bytes, written: PageSet, max_pgno: int
+        self, fd: int, page_size: int, first_pgno: int, data: bytes | memoryview, written: PageSet, max_pgno: int
     ) -> int:
         """Writes the pages of a stretch of the snapshot that are not in
         ``written`` (and at most ``max_pgno``); how many it wrote."""
         written.ensure(max_pgno)
         count = self.ffi.new("uint64_t *")
         bits = self.ffi.from_buffer(written.bits)
+        buf = data if isinstance(data, bytes) else self.ffi.from_buffer(data)
         code = self.lib.bottomless_write_image(
-            fd, page_size, first_pgno, data, len(data), bits, len(written.bits), max_pgno, count
+            fd, page_size, first_pgno, buf, len(data), bits, len(written.bits), max_pgno, count
         )
         self.native.check(code, "writing the snapshot's pages")
         return int(count[0])

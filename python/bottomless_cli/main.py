@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from bottomless import allocator
 from bottomless.errors import BottomlessError
 from bottomless_cli import logsetup
 from bottomless_cli.context import CliState
@@ -83,6 +84,7 @@ def cli(ctx: click.Context, endpoint: str | None, bucket: str | None, database: 
         logsetup.configure(fmt=log_format)
     except logsetup.LogLevelError as exc:
         raise click.ClickException(str(exc)) from None
+    allocator.return_large_blocks()  # restore's resident set stays bounded (allocator.py says why)
     ctx.obj = CliState(endpoint=endpoint, bucket=bucket, database=database)
 
 

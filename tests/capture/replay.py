@@ -6,6 +6,7 @@ order, must be the live database.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import tempfile
@@ -13,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from bottomless._native import load
-from bottomless.frames import chain_from_seed
+from bottomless.frames import chain_from_seed, frame_size
+from bottomless.restore_native import PageSet, RestoreNative
 from bottomless.spool import Spool
 from tests.capture.hosts import content
 
@@ -30,6 +32,7 @@ class Replayer:
         self.page_size = 0
         self.db_size = -1
         self.native = load()
+        self.restore = RestoreNative(self.native)
         self.chain = chain_from_seed(7, 11)
 
     def catch_up(self) -> int:
@@ -39,15 +42,25 @@ class Replayer:
             for rec in spool.records(self.offset):
                 assert rec.seq == self.seq + 1, f"spool sequence jumps from {self.seq} to {rec.seq}"
                 frames, _ = spool.frames(rec, self.chain)
-                res = self.native.apply_frames(str(self.target), rec.page_size, frames, self.chain)
-                self.chain = res.chain
-                assert res.db_size == rec.db_size
+                self._apply(rec.page_size, frames, rec.db_size)
                 self.page_size, self.db_size = rec.page_size, rec.db_size
                 self.seq, self.offset = rec.seq, rec.next_offset
                 n += 1
         if n:
             self.native.finish_restore(str(self.target), self.page_size, self.db_size)
         return n
+
+    def _apply(self, page_size: int, frames: bytes, db_size: int) -> None:
+        """Checks a transaction's frames from the chain so far (as a restore
+        does), then writes the newest image of each of its pages."""
+        last_commit, size, self.chain = self.restore.check_frames(page_size, frames, True, False, self.chain)
+        assert last_commit == len(frames) // frame_size(page_size) - 1, "a spooled transaction ends at its commit"
+        assert size == db_size
+        fd = os.open(self.target, os.O_RDWR)
+        try:
+            self.restore.write_newest(fd, page_size, frames, PageSet(), size)
+        finally:
+            os.close(fd)
 
 
 def replayed_content(path: Path) -> list[Any]:
