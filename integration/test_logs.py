@@ -15,7 +15,7 @@ import pytest
 import bottomless
 from bottomless.spool import Spool
 from conftest import run_cli, run_shell
-from test_status import commit_without_replicator, replicated
+from test_status import commit_without_replicator, replicated, wait_replicating
 
 
 @pytest.mark.parametrize("fmt", ["json", "text"])
@@ -31,6 +31,7 @@ def test_log_lines(fmt: str, tmp_path: Path, cli_env: dict[str, str]) -> None:
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
+        wait_replicating(db, proc)
         run_cli(cli_env, "-d", str(db), "sync")  # waits for the running replicator
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -17,6 +17,8 @@ from typing import Any
 
 import bottomless
 from bottomless.config import Config
+from bottomless.lock import holder_pid, is_locked
+from bottomless.side_files import SideFolder
 from bottomless.sqlite_vfs import register_python_sqlite
 from conftest import run_cli
 
@@ -53,6 +55,17 @@ def commit_without_replicator(db: Path, transactions: int) -> None:
             conn.execute("INSERT INTO t(v) VALUES (randomblob(500))")
     finally:
         conn.close()
+
+
+def wait_replicating(db: Path, proc: subprocess.Popen[str]) -> None:
+    """Until ``proc`` (a ``replicate -d db``) holds the database's replicator
+    lock: then its signal handlers are in place and it ships the spool."""
+    side = SideFolder.of(db).path
+    deadline = time.monotonic() + 60
+    while not (is_locked(side) and holder_pid(side) == proc.pid):
+        assert proc.poll() is None, f"the replicator exited {proc.returncode}"
+        assert time.monotonic() < deadline, "the replicator did not take the lock in 60 s"
+        time.sleep(0.1)
 
 
 def newest_generation(env: dict[str, str], db_name: str) -> str:
@@ -101,6 +114,7 @@ def test_running_replicator_and_its_lease(tmp_path: Path, cli_env: dict[str, str
         env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
+        wait_replicating(db, proc)
         run_cli(cli_env, "-d", str(db), "sync")  # waits for the running replicator
         [row] = status(cli_env, "-d", str(db))
         assert row["replicator"] == {"running": True, "pid": proc.pid}
