@@ -29,6 +29,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
+from bottomless import log_context
 from bottomless.errors import BottomlessError
 from bottomless.fleet_metrics import RoundAttribution
 from bottomless.fleet_sources import Plan, Sources, Wanted
@@ -197,7 +198,7 @@ class Fleet:
             if m.rep is None:
                 m.rep = self._open(m)
             if m.rep is not None:
-                with self._attribution.round_of(m.metrics):
+                with self._attribution.round_of(m.metrics), log_context.about(m.wanted.name):
                     step = m.rep.step()
                 self._count_failures(m, m.rep)
                 m.unshipped = m.rep.spool.stats().bytes

@@ -83,10 +83,14 @@ class LeaseInfo:
     def encode(self) -> bytes:
         return json.dumps(self.__dict__, sort_keys=True).encode()
 
+    def holder(self) -> str:
+        """Who wrote it: the database file, machine and process."""
+        where = f"{self.path} on {self.host}" if self.host else f"owner {self.owner}"
+        return f"{where} (pid {self.pid})"
+
     def describe(self) -> str:
         until = datetime.fromtimestamp(self.expires_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-        where = f"{self.path} on {self.host}" if self.host else f"owner {self.owner}"
-        return f"{where} (pid {self.pid}), lease valid until {until}"
+        return f"{self.holder()}, lease valid until {until}"
 
 
 class Lease:

@@ -71,3 +71,12 @@ def is_locked(spool_dir: str) -> bool:
     finally:
         os.close(fd)
     return False
+
+
+def holder_pid(spool_dir: str) -> int | None:
+    """The pid the lock's holder wrote into it (None when unreadable or blank)."""
+    try:
+        text = SideFolder(spool_dir).lock.read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None

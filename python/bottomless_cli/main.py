@@ -9,6 +9,7 @@ database, and must not wait for boto3 to import before the checks.
 from __future__ import annotations
 
 import errno
+import os
 from importlib import import_module
 from typing import Any
 
@@ -30,6 +31,7 @@ COMMANDS = {
     "snapshot": "bottomless_cli.commands.replicate:snapshot_cmd",
     "restore-missing": "bottomless_cli.commands.replicate:restore_missing_cmd",
     "on-open": "bottomless_cli.commands.on_open:on_open_cmd",
+    "status": "bottomless_cli.commands.status:status_cmd",
 }
 
 
@@ -64,12 +66,22 @@ class BottomlessGroup(click.Group):
 @click.option(
     "-d", "--database", help="Database file (a path), or its name in the bucket [LIBSQL_BOTTOMLESS_DATABASE_ID]."
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(logsetup.FORMATS),
+    default="text",
+    show_default=True,
+    envvar="BOTTOMLESS_LOG_FORMAT",
+    help="Log lines as text, or one JSON object per line [BOTTOMLESS_LOG_FORMAT].",
+)
 @click.version_option(package_name="bottomless", prog_name="bottomless-cli")
 @click.pass_context
-def cli(ctx: click.Context, endpoint: str | None, bucket: str | None, database: str | None) -> None:
+def cli(ctx: click.Context, endpoint: str | None, bucket: str | None, database: str | None, log_format: str) -> None:
     """Bottomless CLI: browse, restore, verify and remove backups in S3."""
+    # The native library and the processes this one starts log the same way.
+    os.environ["BOTTOMLESS_LOG_FORMAT"] = log_format
     try:
-        logsetup.configure()
+        logsetup.configure(fmt=log_format)
     except logsetup.LogLevelError as exc:
         raise click.ClickException(str(exc)) from None
     allocator.return_large_blocks()  # restore's resident set stays bounded (allocator.py says why)
@@ -88,4 +100,3 @@ def describe_os_error(exc: OSError) -> str:
         errno.ENOENT: "check the path",
     }.get(exc.errno or 0)
     return f"{what}{where}" + (f"; {hint}" if hint else "")
-

@@ -12,6 +12,7 @@ from types import FrameType
 
 import click
 
+from bottomless import log_context
 from bottomless.config import Config
 from bottomless.lock import is_locked
 from bottomless.replicator import Replicator, wait_durable
@@ -40,7 +41,8 @@ def replicate(path: str, config: Config, exit_when_idle: bool, parent_pid: int |
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         os.nice(NICE)
-    rep.run(exit_when_idle=exit_when_idle, parent_pid=parent_pid)
+    with log_context.about(rep.db_name):
+        rep.run(exit_when_idle=exit_when_idle, parent_pid=parent_pid)
     rep.release()
     if rep.error is not None:
         if logging.getLogger("bottomless").isEnabledFor(logging.ERROR):
