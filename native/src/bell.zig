@@ -92,7 +92,7 @@ pub fn arm(paths: *const Paths) Error!void {
     @atomicStore(u32, word(opened.map), 1, .seq_cst);
 }
 
-/// Whether the bell is armed (for tests and status).
+/// Whether the bell is armed (for tests).
 pub fn armed(paths: *const Paths) Error!bool {
     const fd = (try fileio.openIfExists(Paths.z(&paths.bell), false)) orelse return false;
     defer fileio.close(fd);
