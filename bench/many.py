@@ -30,10 +30,12 @@ Run from the repository root (build the library first)::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import random
+import resource
 import signal
 import sqlite3
 import subprocess
@@ -41,14 +43,16 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+import urllib.request
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from restore_servers import S3RVER_CREDENTIALS, s3rver
 from s3bench import CREDENTIALS, KINDS, S3Server, library_description, percentile, table
 
 from bottomless.s3 import S3Store
-from bottomless.side_files import SideFolder
+from bottomless.side_files import ACK, SideFolder
 from bottomless.spool import Spool
 from bottomless.sqlite_vfs import register_python_sqlite
 from bottomless.state import load_state
@@ -56,9 +60,53 @@ from bottomless.state import load_state
 BUCKET = "many-bench"
 ROW_BYTES = 100
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+ACK_TICK_NS = 50_000_000  # well past the kernel's file-time granularity (a jiffy, 1-10 ms)
 # Litestream's figure for many databases, as its users report it.
 LITESTREAM_SOURCE = "https://github.com/benbjohnson/litestream/issues/1051"
 LITESTREAM_FIGURE = "~1 MB/db by users' accounts; #1051: 383 dbs passed 1.5 GB (~4 MB/db, 0.5.3)"
+
+
+# ---- the S3 server ----------------------------------------------------------------------
+
+
+@dataclass
+class Bucket:
+    """Where the process under test ships: moto (which logs every request,
+    so requests are counted at the server) or s3rver (npm; counted only by
+    the replicator's own metrics). Either way the server process's CPU
+    seconds are read from /proc, so a server-bound run reads as one."""
+
+    name: str
+    endpoint: str
+    credentials: dict[str, str]
+    pid: int
+    logged: S3Server | None  # moto's request log
+
+    def env(self) -> dict[str, str]:
+        extra = {} if self.logged is not None else {"LIBSQL_BOTTOMLESS_CONDITIONAL_WRITES": "off"}
+        return {**os.environ, **self.credentials, **extra}
+
+    def cpu_secs(self) -> float:
+        return _cpu_secs(self.pid)
+
+    def counts(self, t0: float, t1: float) -> dict[str, int] | None:
+        return self.logged.counts(t0, t1) if self.logged is not None else None
+
+
+@contextlib.contextmanager
+def bucket_on(server: str) -> Iterator[Bucket]:
+    if server == "s3rver":
+        with s3rver() as srv:
+            yield Bucket("s3rver", srv.endpoint, S3RVER_CREDENTIALS, srv.pid, None)
+        return
+    with S3Server() as moto:
+        assert moto.proc is not None
+        yield Bucket("moto", moto.endpoint, CREDENTIALS, moto.proc.pid, moto)
+
+
+def _cpu_secs(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
 
 
 # ---- the process under test ------------------------------------------------------------
@@ -83,17 +131,22 @@ def make_databases(folder: Path, count: int) -> list[Path]:
 class Replicator:
     """``bottomless-cli replicate --dir FOLDER`` in a child process."""
 
-    def __init__(self, folder: Path, endpoint: str, interval: float, threads: int | None, log: Path) -> None:
+    def __init__(
+        self, folder: Path, bucket: Bucket, interval: float, threads: int | None, log: Path, tree: Path | None = None
+    ) -> None:
         self.folder, self.log = folder, log
+        self.metrics_port = _free_port()
         env = {
-            **os.environ,
-            **CREDENTIALS,
+            **bucket.env(),
             "LIBSQL_BOTTOMLESS_BATCH_INTERVAL_SECS": str(interval),
             "LIBSQL_BOTTOMLESS_AUTOSTART": "0",
             "BOTTOMLESS_LOG": "warn",
         }
         env.pop("LIBSQL_BOTTOMLESS_DATABASE_ID", None)
-        cmd = [sys.executable, "-m", "bottomless_cli", "-e", endpoint, "-b", BUCKET, "replicate", "--dir", str(folder)]
+        if tree is not None:  # --before: another checkout's python/ (and the library built in it)
+            env["PYTHONPATH"] = str(tree / "python")
+        cmd = [sys.executable, "-m", "bottomless_cli", "-e", bucket.endpoint, "-b", BUCKET, "replicate"]
+        cmd += ["--dir", str(folder), "--metrics-addr", f"127.0.0.1:{self.metrics_port}"]
         if threads is not None:
             cmd += ["--threads", str(threads)]
         with open(log, "ab") as out:
@@ -127,8 +180,21 @@ class Replicator:
         return len(os.listdir(f"/proc/{self.pid}/fd"))
 
     def cpu_secs(self) -> float:
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
+        return _cpu_secs(self.pid)
+
+    def counters(self) -> dict[str, float]:
+        """The process totals of its metrics: ``batches`` and ``requests:KIND``."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=30) as r:
+            text = r.read().decode()
+        out: dict[str, float] = {}
+        for line in text.splitlines():
+            if line.startswith("bottomless_batches_total "):
+                out["batches"] = float(line.split()[1])
+            elif line.startswith("bottomless_requests_total{"):
+                kind = line.split('kind="', 1)[1].split('"', 1)[0]
+                out[f"requests:{kind}"] = float(line.rsplit(" ", 1)[1])
+        return out
 
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGTERM)
@@ -147,12 +213,28 @@ def _status_field(pid: int, name: str) -> int:
     raise RuntimeError(f"/proc/{pid}/status has no {name}")
 
 
-def wait_quiet(server: S3Server, quiet: float, timeout: float) -> None:
-    """Until the server has served no request for ``quiet`` seconds."""
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_quiet(bucket: Bucket, rep: Replicator, quiet: float, timeout: float) -> None:
+    """Until the server has served no request for ``quiet`` seconds (moto's
+    log), or the replicator has made none (its metrics, on s3rver)."""
     deadline = time.time() + timeout
+    seen, since = None, time.time()
     while time.time() < deadline:
-        events = server.events()
-        last = max((e.start for e in events), default=0.0)
+        if bucket.logged is not None:
+            last = max((e.start for e in bucket.logged.events()), default=0.0)
+        else:
+            now = {k: v for k, v in rep.counters().items() if k.startswith("requests:")}
+            if now != seen:
+                seen, since = now, time.time()
+            last = since
         if time.time() - last >= quiet:
             return
         time.sleep(0.5)
@@ -174,6 +256,17 @@ class LagRun:
     writes: int
     achieved: float
     lags: list[float] = field(default_factory=list)
+    tree: str = "this"  # or "before"
+    secs: float = 0.0  # from the first write until the last reached S3
+    cpu: float = 0.0  # CPU seconds of the replicator over ``secs``
+    server_cpu: float = 0.0  # and of the S3 server
+    bench_cpu: float = 0.0  # and of this process (the writer and the watcher)
+    batches: int = 0  # as the replicator's metrics count them
+    requests: dict[str, int] = field(default_factory=dict)  # by kind, as they count them
+
+    @property
+    def cpu_ms_per_batch(self) -> float:
+        return self.cpu * 1000 / self.batches if self.batches else float("nan")
 
     @property
     def p50(self) -> float:
@@ -196,6 +289,7 @@ class Writers:
         register_python_sqlite()
         self.conns: dict[Path, sqlite3.Connection] = {}
         self.spools: dict[Path, Spool] = {}
+        self._acks: dict[Path, tuple[int, int]] = {}  # path -> (ack file's mtime_ns, acked seq)
 
     def commit(self, path: Path) -> int:
         conn = self.conns.get(path)
@@ -207,13 +301,61 @@ class Writers:
         return self.spools[path].stats().last_seq  # this commit's: the only writer of the database
 
     def acked(self, path: Path) -> int:
-        return self.spools[path].stats().acked_seq
+        """The acknowledged sequence, read again only when the ack file's
+        mtime changed: a stat costs a few microseconds where the spool's
+        stats open three files, and with hundreds of databases waiting the
+        watcher would otherwise take a core from the process it measures.
+        File times advance in clock ticks, so a second ack within one tick
+        keeps the mtime: the cache is trusted only for an mtime older than
+        ACK_TICK_NS when it was read."""
+        try:
+            mtime = os.stat(SideFolder.of(path).file(ACK)).st_mtime_ns
+        except FileNotFoundError:
+            mtime = 0
+        seen = self._acks.get(path)
+        if seen is not None and seen[0] == mtime:
+            return seen[1]
+        read_at = time.time_ns()
+        acked = self.spools[path].stats().acked_seq
+        if read_at - mtime > ACK_TICK_NS:
+            self._acks[path] = (mtime, acked)
+        return acked
 
     def close(self) -> None:
         for conn in self.conns.values():
             conn.close()
         for spool in self.spools.values():
             spool.close()
+
+
+def measure_lag_of(
+    rep: Replicator, bucket: Bucket, writers: Writers, paths: Sequence[Path], rate: float, args: argparse.Namespace
+) -> LagRun:
+    """measure_lag, with what the replicator and the server spent meanwhile."""
+    before, cpu0, scpu0, bcpu0, t0 = rep.counters(), rep.cpu_secs(), bucket.cpu_secs(), _own_cpu(), time.time()
+    run = measure_lag(writers, paths, rate, args.seconds, args.poll_ms / 1000)
+    after, cpu1, scpu1, bcpu1, t1 = rep.counters(), rep.cpu_secs(), bucket.cpu_secs(), _own_cpu(), time.time()
+    run.secs, run.cpu, run.server_cpu, run.bench_cpu = t1 - t0, cpu1 - cpu0, scpu1 - scpu0, bcpu1 - bcpu0
+    run.batches = int(after.get("batches", 0) - before.get("batches", 0))
+    run.requests = {
+        k.split(":", 1)[1]: int(v - before.get(k, 0)) for k, v in after.items() if k.startswith("requests:")
+    }
+    run.requests = {k: v for k, v in run.requests.items() if v}
+    print(
+        f"  {rate:g} writes/s: lag p50 {run.p50 * 1000:.0f} ms, p99 {run.p99 * 1000:.0f} ms; "
+        f"{run.batches} batches, {run.cpu_ms_per_batch:.1f} CPU ms each; replicator CPU {run.cpu:.1f} s, "
+        f"server CPU {run.server_cpu:.1f} s, bench CPU {run.bench_cpu:.1f} s in {run.secs:.1f} s; "
+        f"requests {run.requests}; "
+        f"uptime:{os.popen('uptime').read().split('load', 1)[-1].strip()}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return run
+
+
+def _own_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def measure_lag(writers: Writers, paths: Sequence[Path], rate: float, seconds: float, poll: float) -> LagRun:
@@ -270,12 +412,12 @@ class StatusRun:
     shipped_by_it: int  # rows with a generation, shipped by the process under test
 
 
-def measure_status(server: S3Server, rep: Replicator, folder: Path, expected: int) -> StatusRun:
+def measure_status(bucket: Bucket, rep: Replicator, folder: Path, expected: int) -> StatusRun:
     """``bottomless-cli status --dir`` over every database, while they are shipped."""
-    env = {**os.environ, **CREDENTIALS}
+    env = bucket.env()
     t0 = time.time()
     out = subprocess.run(
-        [sys.executable, "-m", "bottomless_cli", "-e", server.endpoint, "-b", BUCKET, "status", "--dir", str(folder),
+        [sys.executable, "-m", "bottomless_cli", "-e", bucket.endpoint, "-b", BUCKET, "status", "--dir", str(folder),
          "--json"],
         env=env, capture_output=True, text=True, check=True, timeout=600,
     )  # fmt: skip
@@ -284,7 +426,8 @@ def measure_status(server: S3Server, rep: Replicator, folder: Path, expected: in
     if len(rows) != expected:
         raise RuntimeError(f"status listed {len(rows)} databases, not {expected}")
     mine = sum(1 for r in rows if r["generation"] and r["replicator"]["pid"] == rep.pid)
-    return StatusRun(t1 - t0, sum(server.counts(t0, t1).values()), len(rows), mine)
+    counted = bucket.counts(t0, t1)
+    return StatusRun(t1 - t0, sum(counted.values()) if counted is not None else -1, len(rows), mine)
 
 
 # ---- the run ---------------------------------------------------------------------------
@@ -302,7 +445,8 @@ class Result:
     fds: int
     idle_secs: float
     idle_cpu: float  # fraction of one core
-    idle_requests: dict[str, int]
+    idle_requests: dict[str, int] | None  # at the server (moto only)
+    server: str
     lag: list[LagRun]
     interval: float
     status: StatusRun
@@ -310,15 +454,48 @@ class Result:
 
 
 def run_process(
-    server: S3Server, folder: Path, paths: list[Path], args: argparse.Namespace, log: Path
+    bucket: Bucket, folder: Path, paths: list[Path], args: argparse.Namespace, log: Path, tree: Path | None = None
 ) -> tuple[Replicator, float, int]:
-    rep = Replicator(folder, server.endpoint, args.interval, args.threads, log)
+    rep = Replicator(folder, bucket, args.interval, args.threads, log, tree)
     startup = rep.wait_started(paths, timeout=args.start_timeout)
-    wait_quiet(server, args.quiet, timeout=args.start_timeout)
+    wait_quiet(bucket, rep, args.quiet, timeout=args.start_timeout)
     return rep, startup, rep.rss()
 
 
-def bench(server: S3Server, work: Path, args: argparse.Namespace) -> Result:
+def lag_rounds(
+    bucket: Bucket, rep: Replicator, work: Path, paths: list[Path], args: argparse.Namespace
+) -> tuple[Replicator, list[LagRun]]:
+    """Every rate, ``--repeat`` times; with ``--before``, each rate on this
+    checkout's replicator and on the other's in turn (one process at a time
+    on the same databases, each continuing the generations it finds)."""
+    writers = Writers()
+    lags: list[LagRun] = []
+    current = "this"
+    try:
+        for _ in range(args.repeat):
+            for rate in args.rates:
+                for tree in ("this", "before") if args.before else ("this",):
+                    if tree != current:
+                        rep.stop()
+                        rep, _, _ = run_process(
+                            bucket, work / "large", paths, args, work / f"large-{tree}.log",
+                            args.before if tree == "before" else None,
+                        )  # fmt: skip
+                        current = tree
+                    print(f"  [{tree}]", end="", file=sys.stderr)
+                    run = measure_lag_of(rep, bucket, writers, paths, rate, args)
+                    run.tree = tree
+                    lags.append(run)
+    finally:
+        writers.close()
+    if current != "this":
+        rep.stop()
+        rep, _, _ = run_process(bucket, work / "large", paths, args, work / "large-this.log")
+    return rep, lags
+
+
+def bench(server: Bucket, work: Path, args: argparse.Namespace) -> Result:
+    os.environ.update(server.credentials)
     S3Store(server.endpoint, BUCKET).ensure_bucket()
     small_paths = make_databases(work / "small", args.small)
     large_paths = make_databases(work / "large", args.databases)
@@ -341,19 +518,7 @@ def bench(server: S3Server, work: Path, args: argparse.Namespace) -> Result:
         cpu1, t1 = rep.cpu_secs(), time.time()
         idle_requests = server.counts(t0, t1)
         print(f"  idle: {(cpu1 - cpu0) / (t1 - t0):.2%} of a core, {idle_requests}", file=sys.stderr, flush=True)
-        writers = Writers()
-        lags = []
-        try:
-            for rate in args.rates:
-                run = measure_lag(writers, large_paths, rate, args.seconds, args.poll_ms / 1000)
-                print(
-                    f"  {rate:g} writes/s: lag p50 {run.p50 * 1000:.0f} ms, p99 {run.p99 * 1000:.0f} ms",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                lags.append(run)
-        finally:
-            writers.close()
+        rep, lags = lag_rounds(server, rep, work, large_paths, args)
         status_run = measure_status(server, rep, work / "large", len(large_paths))
         said = f"  status --dir: {status_run.seconds:.1f} s, {status_run.requests} requests"
         print(said, file=sys.stderr, flush=True)
@@ -371,6 +536,7 @@ def bench(server: S3Server, work: Path, args: argparse.Namespace) -> Result:
         idle_secs=t1 - t0,
         idle_cpu=(cpu1 - cpu0) / (t1 - t0),
         idle_requests=idle_requests,
+        server=server.name,
         lag=lags,
         interval=args.interval,
         status=status_run,
@@ -380,7 +546,8 @@ def bench(server: S3Server, work: Path, args: argparse.Namespace) -> Result:
 
 def report(r: Result) -> str:
     lag_target = r.interval + 0.5
-    idle_total = sum(r.idle_requests.values())
+    idle = r.idle_requests
+    idle_total = sum(idle.values()) if idle is not None else -1
     rows = [
         [
             f"memory per idle db ({r.databases:,} vs {r.small} dbs)",
@@ -405,19 +572,31 @@ def report(r: Result) -> str:
         ],
         [
             f"S3 requests, all idle ({r.idle_secs:.0f} s)",
-            f"{idle_total} ({' '.join(f'{k}={r.idle_requests[k]}' for k in KINDS)})",
+            f"{idle_total} ({' '.join(f'{k}={idle[k]}' for k in KINDS)})" if idle is not None else "n/a (s3rver)",
             "0",
-            "yes" if idle_total == 0 else "NO",
+            "yes" if idle_total == 0 else "NO" if idle is not None else "",
             "",
         ],
     ]
     for run in r.lag:
+        who = "" if run.tree == "this" else f" [{run.tree}]"
         rows.append(
             [
-                f"lag at {run.rate:g} writes/s ({run.writes:,}, {run.achieved:,.0f}/s achieved)",
+                f"lag at {run.rate:g} writes/s{who} ({run.writes:,}, {run.achieved:,.0f}/s achieved)",
                 f"p50 {run.p50:.2f} s, p99 {run.p99:.2f} s, max {run.max:.2f} s",
                 f"p99 <= {lag_target:g} s",
                 "yes" if run.p99 <= lag_target else "NO",
+                "",
+            ]
+        )
+        requests = " ".join(f"{k}={v}" for k, v in sorted(run.requests.items()))
+        rows.append(
+            [
+                f"  CPU at {run.rate:g} writes/s{who} ({run.secs:.0f} s)",
+                f"replicator {run.cpu:.1f} s ({run.cpu_ms_per_batch:.1f} ms/batch, {run.batches:,} batches), "
+                f"{r.server} {run.server_cpu:.1f} s, bench {run.bench_cpu:.1f} s; requests {requests}",
+                "",
+                "",
                 "",
             ]
         )
@@ -425,7 +604,9 @@ def report(r: Result) -> str:
     rows.append(
         [
             f"status --dir over {r.status.rows:,} dbs",
-            f"{r.status.seconds:.1f} s, {r.status.requests:,} requests, {r.status.shipped_by_it:,} shown shipping",
+            f"{r.status.seconds:.1f} s, {r.status.requests:,} requests, {r.status.shipped_by_it:,} shown shipping"
+            if r.status.requests >= 0
+            else f"{r.status.seconds:.1f} s, {r.status.shipped_by_it:,} shown shipping",
             "",
             "",
             "",
@@ -448,6 +629,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--poll-ms", type=float, default=5.0, help="acked-sequence polling period (default: 5)")
     p.add_argument("--quiet", type=float, default=3.0, help="server silence that ends startup (default: 3 s)")
     p.add_argument("--start-timeout", type=float, default=900.0, help="seconds to wait for startup (default: 900)")
+    p.add_argument("--server", choices=("moto", "s3rver"), default="moto",
+                   help="the S3 server: moto (requests counted at the server) or s3rver (npm; conditional writes "
+                   "off, so no lease) (default: moto)")  # fmt: skip
+    p.add_argument("--before", type=Path, default=None,
+                   help="another checkout (its python/ and built library): each rate also on its replicator, "
+                   "alternating with this one's, on the same databases")  # fmt: skip
+    p.add_argument("--repeat", type=int, default=1, help="rounds of every rate (default: 1)")
     p.add_argument("--dir", type=Path, default=None, help="where to make the databases (default: a temp dir)")
     p.add_argument("--json", action="store_true", help="also print the results as JSON")
     args = p.parse_args(argv)
@@ -461,8 +649,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ["LIBSQL_BOTTOMLESS_AUTOSTART"] = "0"  # the writers' VFS must not start replicators of its own
-    with tempfile.TemporaryDirectory(prefix="bottomless-many-", dir=args.dir) as tmp, S3Server() as server:
-        print(f"S3: moto in a child process at {server.endpoint}, requests counted at the server")
+    with tempfile.TemporaryDirectory(prefix="bottomless-many-", dir=args.dir) as tmp, bucket_on(args.server) as server:
+        counted = "requests counted at the server" if server.logged else "requests counted by the replicator"
+        print(f"S3: {server.name} in a child process at {server.endpoint}, {counted}")
         print(f"library: {library_description()}")
         print(
             f"machine: {platform.node()}, {platform.platform()}, {os.cpu_count()} cores, "
