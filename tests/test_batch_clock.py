@@ -1,12 +1,13 @@
 """When batches are due (batch_clock.py): a commit waits for the next grid
 point (never more than one interval), at most one batch goes out per grid
-slot, and a batch starts early by the time shipping took, within a cap."""
+slot, a batch starts early by the time shipping took, within a cap, and
+databases of one process have their grid points spread over the interval."""
 
 from __future__ import annotations
 
 import pytest
 
-from bottomless.batch_clock import MAX_SHARE, BatchClock
+from bottomless.batch_clock import MAX_SHARE, BatchClock, phase_of
 
 
 @pytest.mark.parametrize("commit", [10.0, 10.01, 10.5, 10.99])
@@ -34,3 +35,23 @@ def test_a_batch_starts_early_by_the_time_shipping_takes() -> None:
     assert clock.lead == pytest.approx(0.08, abs=0.005)
     clock.shipped(clock.due(12.0) + 0.5, 30.0)  # a slow round (a snapshot) moves the lead only up to the cap
     assert clock.lead == pytest.approx(MAX_SHARE)
+
+
+@pytest.mark.parametrize("commit", [10.0, 10.3, 10.31, 10.99])
+def test_a_shifted_grid_keeps_the_promise(commit: float) -> None:
+    clock = BatchClock(1.0, phase=0.3)
+    due = clock.due(commit)
+    assert commit <= due <= commit + 1.0
+    assert due == pytest.approx(10.3 if commit <= 10.3 else 11.3)
+    clock.shipped(commit, 0.0)
+    assert clock.due(commit) == pytest.approx(due + 1.0)  # one batch per slot
+
+
+def test_many_databases_spread_their_batches_over_the_interval() -> None:
+    # A thousand tenants on one grid would all start a batch at once.
+    interval = 2.0
+    phases = [phase_of(f"tenant-{i:05d}.db", interval) for i in range(1000)]
+    assert all(0.0 <= p < interval for p in phases)
+    per_tenth = [sum(1 for p in phases if k * interval / 10 <= p < (k + 1) * interval / 10) for k in range(10)]
+    assert min(per_tenth) >= 70 and max(per_tenth) <= 130
+    assert phase_of("tenant-00001.db", interval) == phases[1]  # the same in every process

@@ -41,7 +41,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from bottomless.batch_clock import BatchClock
+from bottomless.batch_clock import BatchClock, phase_of
 from bottomless.config import Config
 from bottomless.error_policy import Verdict, classify, next_backoff
 from bottomless.errors import BottomlessError, DivergedError, S3Error
@@ -108,7 +108,8 @@ class Replicator:
         self._last_spool_warning = 0.0
         self._backoff = 0.0
         self._first_pending: float | None = None
-        self._clock = BatchClock(self.config.batch_interval_secs)
+        interval = self.config.batch_interval_secs
+        self._clock = BatchClock(interval, phase_of(self.db_name, interval))
         self._failing_since: float | None = None
         # A failure retrying cannot fix (diverged history, refused
         # credentials, an invalid bucket): shipping stops and says why.

@@ -186,7 +186,26 @@ def make_client(endpoint: str, max_pool_connections: int = 32) -> S3Client:
         region_name=session.region_name or "us-east-1",
         config=config,
     )
+    # After botocore's own handler, which asks every PUT to wait for "100 Continue".
+    client.meta.events.register("before-call.s3", _expect_continue_only_when_large)
     return client
+
+
+# A body smaller than this is sent at once, without "Expect: 100-continue".
+EXPECT_CONTINUE_BYTES = 1 << 20
+
+
+def _expect_continue_only_when_large(params: dict[str, Any], **_: Any) -> None:
+    """Waiting for "100 Continue" costs a round trip (and the server a
+    wakeup) before the body goes; botocore does it for every PUT. It only
+    pays for a large body the server may refuse (a fenced write's 412), so
+    a batch, a lease or a manifest goes in one go."""
+    headers = params.get("headers", {})
+    if headers.get("Expect") != "100-continue":
+        return
+    length = botocore.utils.determine_content_length(params.get("body"))
+    if length is not None and length < EXPECT_CONTINUE_BYTES:
+        del headers["Expect"]
 
 
 def parse_timestamp(value: str) -> datetime:
