@@ -173,9 +173,14 @@ def test_an_unreadable_database_is_reported_and_the_others_ship(cli_env: dict[st
         for path in [root / "run", folder, *folder.rglob("*")]:
             shutil.chown(path, "nobody", "nogroup")
         dbs[1].chmod(0o000)
-        fleet = FleetProcess(env, root / "fleet.log", "--dir", str(folder), user=as_nobody())
+        port = free_port()
+        args = ("--dir", str(folder), "--metrics-addr", f"127.0.0.1:{port}")
+        fleet = FleetProcess(env, root / "fleet.log", *args, user=as_nobody())
         wait_until("the readable ones shipped", lambda: shipped(dbs[0]) and shipped(dbs[2]), 60, fleet)
         wait_until("the unreadable one reported", lambda: "locked.db: permission denied" in fleet.output(), 30, fleet)
+        metrics = scrape(port)
+        assert metrics["bottomless_skipped_files"][()] == 1
+        assert metrics["bottomless_databases"][()] == 2
         assert fleet.alive()
         assert fleet.stop() == 0, fleet.output()
         for db in (dbs[0], dbs[2]):

@@ -292,6 +292,7 @@ class Fleet:
             if self._skipped.get(path) != why:
                 log.warning("not replicating %s: %s", path, why)
         self._skipped = dict(plan.skipped)
+        self.metrics.skipped(len(self._skipped))
         dropped: list[Member] = []
         with self._cond:
             for path, m in list(self._members.items()):

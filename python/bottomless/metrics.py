@@ -36,6 +36,7 @@ class _Families:
     requests: Counter
     errors: Counter
     databases: Gauge
+    skipped: Gauge
     all_batches: Counter
     all_shipped: Counter
     all_requests: Counter
@@ -58,6 +59,12 @@ class Metrics:
             requests=Counter("bottomless_db_requests", "S3 requests, by kind", (*_DB, "kind"), registry=r),
             errors=Counter("bottomless_db_errors", "Errors, by kind", (*_DB, "kind"), registry=r),
             databases=Gauge("bottomless_databases", "Databases this process replicates", registry=r),
+            skipped=Gauge(
+                "bottomless_skipped_files",
+                "Files its folders and config name that it does not replicate (not SQLite, unreadable, a name "
+                "taken, missing); the log says why",
+                registry=r,
+            ),
             all_batches=Counter("bottomless_batches", "Batches shipped by this process", registry=r),
             all_shipped=Counter(
                 "bottomless_shipped_bytes", "Bytes uploaded by this process, by kind", ("kind",), registry=r
@@ -89,6 +96,10 @@ class Metrics:
         for family, kind in db.kinds if db is not None else ():
             family.remove(name, kind)
         self._f.databases.set(len(self._dbs))
+
+    def skipped(self, files: int) -> None:
+        """How many files the sources name that are not replicated now."""
+        self._f.skipped.set(files)
 
     def serve(self, addr: str) -> MetricsServer:
         """Serves ``/metrics`` on ``addr`` (``HOST:PORT``, ``[::1]:PORT``,
