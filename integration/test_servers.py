@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 import bottomless
-from bottomless import catalog
+from bottomless import catalog, server_features
 from bottomless.config import Config
 from bottomless.errors import RestoreError, S3Error, UnsupportedServer
 from bottomless.replicator import Replicator
@@ -174,6 +177,33 @@ def test_features_are_probed_once_and_remembered(
         rep.lock.release()
         rep.spool.close()
     assert sent and not [url for url in sent if ".probe-" in url]
+
+
+def test_databases_starting_at_once_on_one_store_probe_the_server_once(
+    s3_endpoint: str, tmp_path: Path, cli_env: dict[str, str], store: S3Store
+) -> None:
+    # As a fleet starts them: several threads, one store, nothing remembered yet.
+    shared = S3Store(s3_endpoint, store.bucket)
+    probes: list[str] = []
+    shared.client.meta.events.register(
+        "before-send.s3", lambda request, **_: probes.append(request.url) if ".probe-" in request.url else None
+    )
+    dbs = [tmp_path / f"t{i}.db" for i in range(8)]
+    for db in dbs:
+        sqlite3.connect(db).close()
+    start = threading.Barrier(len(dbs))
+
+    def check(db: Path) -> ServerFeatures:
+        folder = SideFolder.of(str(db))
+        folder.ensure()
+        start.wait()
+        return server_features.check(shared, folder.path, db.name, conditional_writes=True, lease=True)
+
+    with ThreadPoolExecutor(len(dbs)) as pool:
+        answers = list(pool.map(check, dbs))
+    assert all(a.conditional_create == HONOURED for a in answers)
+    one_probe = {url.rsplit("/", 1)[1].split("?")[0] for url in probes}
+    assert len(one_probe) == 1, probes  # one probe object: the others took its answer
 
 
 # ---- typed errors -------------------------------------------------------------------

@@ -244,6 +244,7 @@ class S3Store:
         # and what the server honours (server_features.check).
         self.bucket_ready = False
         self.features: object | None = None
+        self.probe_lock = threading.Lock()  # one probe at a time: the first one's answer serves the rest
         # False once the server refused a multi-object delete (or its probe said so).
         self.multi_delete = True
         self.client.meta.events.register("before-send.s3", self._count)

@@ -192,21 +192,35 @@ def check(store: S3Store, spool_dir: str, db_name: str, conditional_writes: bool
     otherwise. Also tells ``store`` whether to use multi-object delete.
     The store remembers them too, for the other databases it serves."""
     features = load(spool_dir, store.endpoint, store.bucket)
-    if features is None and isinstance(store.features, ServerFeatures):
-        features = store.features
-    if (
-        features is None
-        or (conditional_writes and features.conditional_create == NOT_PROBED)
-        or (conditional_writes and lease and features.conditional_replace == NOT_PROBED)
-    ):
-        features = probe(store, db_name, conditional=conditional_writes, lease=lease)
+    if not _answers(features, conditional_writes, lease):
+        # A fleet starts many databases at once on one store: the first
+        # probes, and the others, waiting here, take its answer.
+        with store.probe_lock:
+            if isinstance(store.features, ServerFeatures):
+                features = store.features
+            probed = not _answers(features, conditional_writes, lease)
+            if probed:
+                features = probe(store, db_name, conditional=conditional_writes, lease=lease)
+                store.features = features
+        assert features is not None
         require(features, conditional_writes, lease)
-        save(spool_dir, features)  # only once it passed: a refusal is probed again next start
+        if probed:
+            save(spool_dir, features)  # only once it passed: a refusal is probed again next start
     else:
+        assert features is not None
         require(features, conditional_writes, lease)
     store.multi_delete = features.honours("multi_delete")
     store.features = features
     return features
+
+
+def _answers(features: ServerFeatures | None, conditional_writes: bool, lease: bool) -> bool:
+    """Whether ``features`` say all the configuration needs to know."""
+    return not (
+        features is None
+        or (conditional_writes and features.conditional_create == NOT_PROBED)
+        or (conditional_writes and lease and features.conditional_replace == NOT_PROBED)
+    )
 
 
 def require(features: ServerFeatures, conditional_writes: bool, lease: bool) -> None:
