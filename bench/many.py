@@ -185,8 +185,16 @@ class Replicator:
     def counters(self) -> dict[str, float]:
         """The process totals of its metrics: ``batches`` and ``requests:KIND``."""
         url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        with urllib.request.urlopen(url, timeout=30) as r:
-            text = r.read().decode()
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=30) as r:
+                    text = r.read().decode()
+                break
+            except OSError:  # not serving yet (a process just started)
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
         out: dict[str, float] = {}
         for line in text.splitlines():
             if line.startswith("bottomless_batches_total "):
@@ -520,7 +528,8 @@ def bench(server: Bucket, work: Path, args: argparse.Namespace) -> Result:
         print(f"  idle: {(cpu1 - cpu0) / (t1 - t0):.2%} of a core, {idle_requests}", file=sys.stderr, flush=True)
         rep, lags = lag_rounds(server, rep, work, large_paths, args)
         status_run = measure_status(server, rep, work / "large", len(large_paths))
-        said = f"  status --dir: {status_run.seconds:.1f} s, {status_run.requests} requests"
+        counted = f", {status_run.requests} requests" if status_run.requests >= 0 else ""
+        said = f"  status --dir: {status_run.seconds:.1f} s{counted}"
         print(said, file=sys.stderr, flush=True)
     finally:
         exit_status = rep.stop()
