@@ -16,13 +16,27 @@ replicator, never from its own metrics:
   database picked at random): the writer commits through the bottomless VFS
   and notes each commit's spool sequence number and time; a watcher reads
   each written database's acknowledged sequence every ``--poll-ms`` and
-  notes when the commit became durable in S3 (as bench/replicate.py does).
+  notes when the commit became durable in S3 (as bench/replicate.py does);
+  beside each rate, the CPU seconds of the replicator, of the S3 server and
+  of this process (writer and watcher) over the phase, and the batches and
+  requests by kind the replicator's metrics (``--metrics-addr``) counted,
+  so CPU ms per batch, and a server-bound run reads as one.
+
+``--server s3rver`` ships to s3rver (npm, integration/s3rver.py) instead of
+moto. moto's werkzeug server closes the connection after every response
+(a new TCP connection and a new server thread per request) and answers
+each in ~5 ms of CPU; s3rver keeps connections alive. s3rver ignores
+conditional writes, so that run sets LIBSQL_BOTTOMLESS_CONDITIONAL_WRITES=off
+(no lease, no write-once), and its requests are counted by the replicator
+only. ``--before DIR`` runs each rate also on another checkout's replicator
+(its python/ and the library built in it), alternating, on the same databases.
 
 Run from the repository root (build the library first)::
 
     python -m ziglang build -Doptimize=ReleaseFast
     PYTHONPATH=python python bench/many.py                            # 1,000 databases
     PYTHONPATH=python python bench/many.py --databases 200 --seconds 10  # quicker
+    PYTHONPATH=python python bench/many.py --rates 200 --idle-seconds 5 --seconds 20 --before /path/to/main
 """
 
 # mypy: disable-error-code="import-untyped"
