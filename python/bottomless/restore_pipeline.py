@@ -43,7 +43,11 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT_BUDGET = 64 << 20  # snapshot bytes fetched ahead of the decoder
 BATCH_BUDGET = 48 << 20  # decoded batch bytes in flight
-STREAM_CHUNK = 1 << 20  # read size of a streamed snapshot
+# Read size of a streamed snapshot: below the 1 MiB mmap threshold
+# bottomless-cli fixes (allocator.py), so each piece reuses heap memory;
+# 1 MiB pieces were each freshly mapped (65,000 page faults and 0.15 to
+# 0.37 s of system time per 255 MiB read).
+STREAM_CHUNK = 512 << 10
 STREAM_AHEAD = 16 << 20  # a streamed snapshot's bytes read ahead (64 MiB: peak RSS 240 MiB, 16: 150)
 
 
