@@ -6,7 +6,8 @@ each is decrypted, decompressed and checked in the worker that fetched it
 (zstandard and the native checks release the GIL). The thread that applies
 takes them newest first: a page already written holds its newest image,
 so older frames of it are skipped, and so are the snapshot's copies, which
-stream in last (ranged GETs in parallel, decoded in order) into the pages
+stream in last (one streaming GET, or ranged GETs in parallel decoded in
+order) into the pages
 no batch wrote. Frames after a generation's last commit are checked and
 not applied.
 
