@@ -7,9 +7,8 @@ each is decrypted, decompressed and checked in the worker that fetched it
 takes them newest first: a page already written holds its newest image,
 so older frames of it are skipped, and so are the snapshot's copies, which
 stream in last (one streaming GET, or ranged GETs in parallel decoded in
-order) into the pages
-no batch wrote. Frames after a generation's last commit are checked and
-not applied.
+order) into the pages no batch wrote. Frames after a generation's last
+commit are checked and not applied.
 
 Checksums lose nothing by the order. A worker checks a batch's frames
 after its first against the chain its first frame stores; the applying
