@@ -168,7 +168,7 @@ def in_children(work: Path, endpoint: str, before: Path) -> Runner:
         tree = before if old else here.parent
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree / "python"), str(here)])}
         cmd = [sys.executable, str(here / "overhead.py"), "--child", setup.removesuffix(BEFORE), w.name, str(count),
-               str(n), endpoint, str(work), "-before" if old else "-after"]  # fmt: skip
+               str(n), endpoint, str(work), "before" if old else "after"]  # fmt: skip
         out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
         return float(json.loads(out.splitlines()[-1])["tps"])
 
@@ -178,7 +178,7 @@ def in_children(work: Path, endpoint: str, before: Path) -> Runner:
 def child(args: list[str]) -> int:
     setup, wname, count, n, endpoint, work, tag = args
     w = next(x for x in WORKLOADS if x.name == wname)
-    tps = one_round(Path(work), endpoint, setup, w, int(count), int(n), tag)
+    tps = one_round(Path(work), endpoint, setup, w, int(count), int(n), f"-{tag}")
     print(json.dumps({"tps": tps, "library": library_description() if setup != "plain" else None}))
     return 0
 
