@@ -343,7 +343,7 @@ def environment(base_dir: Path) -> dict[str, Any]:
 
 
 def format_table(results: Sequence[CaseResult]) -> str:
-    header = (
+    header: tuple[str, ...] = (
         "workload",
         "synchronous",
         "plain tx/s",
@@ -357,7 +357,7 @@ def format_table(results: Sequence[CaseResult]) -> str:
     before = any(r.before_tps is not None for r in results)
     if before:
         header += ("before tx/s", "before ratio", "CPU us/tx before")
-    rows = [header]
+    rows: list[tuple[str, ...]] = [header]
     for r in results:
         extra: tuple[str, ...] = ()
         if before:
