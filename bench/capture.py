@@ -16,6 +16,13 @@ Build the library in release mode first, then run from the repository root::
     python -m ziglang build -Doptimize=ReleaseFast
     PYTHONPATH=python python bench/capture.py            # table
     PYTHONPATH=python python bench/capture.py --json     # machine-readable
+
+``--before DIR`` adds a third variant, ``bottomless@before``: the same rounds
+on another checkout's ``python/`` and native library. Then every round runs
+in a fresh child process (two builds of the extension cannot share one),
+alternating plain, bottomless, bottomless@before::
+
+    PYTHONPATH=python python bench/capture.py --before /work/before --rounds 9
 """
 
 # The installed package lacks its py.typed marker (declared in pyproject.toml);
@@ -32,6 +39,7 @@ import platform
 import shutil
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -46,6 +54,7 @@ from bottomless.spool import Spool
 from bottomless.sqlite_vfs import VFS_NAME, python_sqlite_library, register_python_sqlite
 
 VARIANTS: tuple[str, ...] = ("plain", VFS_NAME)
+BEFORE = f"{VFS_NAME}@before"
 SYNC_MODES: tuple[str, ...] = ("NORMAL", "FULL")
 
 # A transaction body: (connection, transaction number) -> None.
@@ -247,20 +256,47 @@ class CaseResult:
     plain_cpu_us: float
     bottomless_cpu_us: float
     rounds: dict[str, list[dict[str, Any]]]
+    before_tps: float | None = None
+    before_ratio: float | None = None
+    before_cpu_us: float | None = None
 
 
 def median_tps(rounds: Sequence[RoundResult]) -> float:
     return statistics.median(r.tps for r in rounds)
 
 
-def run_case(workload: Workload, synchronous: str, rounds: int, seconds: float, base_dir: Path) -> CaseResult:
-    by_variant: dict[str, list[RoundResult]] = {v: [] for v in VARIANTS}
+Runner = Callable[[str, Workload, str, float, Path], RoundResult]
+
+
+def in_child(before: Path) -> Runner:
+    """Runs each round in a fresh interpreter, on this tree's library or --before's."""
+    here = Path(__file__).resolve().parent
+
+    def run(variant: str, workload: Workload, synchronous: str, seconds: float, base_dir: Path) -> RoundResult:
+        tree = before if variant == BEFORE else here.parent
+        env = {**os.environ, "PYTHONPATH": str(tree / "python")}
+        name = VFS_NAME if variant == BEFORE else variant
+        cmd = [sys.executable, str(here / "capture.py"), "--child", name, workload.name, synchronous, str(seconds),
+               str(base_dir)]  # fmt: skip
+        out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
+        r = RoundResult(**json.loads(out.splitlines()[-1]))
+        return RoundResult(variant, r.transactions, r.seconds, r.cpu_seconds, r.spool_bytes)
+
+    return run
+
+
+def run_case(
+    workload: Workload, synchronous: str, rounds: int, seconds: float, base_dir: Path, run: Runner = run_round
+) -> CaseResult:
+    variants = [*VARIANTS, BEFORE] if run is not run_round else list(VARIANTS)
+    by_variant: dict[str, list[RoundResult]] = {v: [] for v in variants}
     for _ in range(rounds):
-        for variant in VARIANTS:  # alternate: plain, bottomless, plain, ...
-            by_variant[variant].append(run_round(variant, workload, synchronous, seconds, base_dir))
+        for variant in variants:  # alternate: plain, bottomless, plain, ...
+            by_variant[variant].append(run(variant, workload, synchronous, seconds, base_dir))
     plain = median_tps(by_variant["plain"])
     bl = median_tps(by_variant[VFS_NAME])
     ratio = bl / plain
+    old = by_variant.get(BEFORE)
     target = target_for(workload.name, synchronous)
     return CaseResult(
         workload=workload.name,
@@ -276,6 +312,9 @@ def run_case(workload: Workload, synchronous: str, rounds: int, seconds: float, 
             v: [{**asdict(r), "tps": r.tps, "cpu_us_per_tx": r.cpu_us_per_tx} for r in rs]
             for v, rs in by_variant.items()
         },
+        before_tps=median_tps(old) if old else None,
+        before_ratio=median_tps(old) / plain if old else None,
+        before_cpu_us=statistics.median(r.cpu_us_per_tx for r in old) if old else None,
     )
 
 
@@ -304,7 +343,7 @@ def environment(base_dir: Path) -> dict[str, Any]:
 
 
 def format_table(results: Sequence[CaseResult]) -> str:
-    header = (
+    header: tuple[str, ...] = (
         "workload",
         "synchronous",
         "plain tx/s",
@@ -315,8 +354,18 @@ def format_table(results: Sequence[CaseResult]) -> str:
         "CPU us/tx plain",
         "CPU us/tx bottomless",
     )
-    rows = [header]
+    before = any(r.before_tps is not None for r in results)
+    if before:
+        header += ("before tx/s", "before ratio", "CPU us/tx before")
+    rows: list[tuple[str, ...]] = [header]
     for r in results:
+        extra: tuple[str, ...] = ()
+        if before:
+            extra = (
+                f"{r.before_tps or 0:,.0f}",
+                f"{r.before_ratio or 0:.3f}",
+                f"{r.before_cpu_us or 0:.1f}",
+            )
         rows.append(
             (
                 r.workload,
@@ -328,6 +377,7 @@ def format_table(results: Sequence[CaseResult]) -> str:
                 "-" if r.met is None else ("yes" if r.met else "NO"),
                 f"{r.plain_cpu_us:.1f}",
                 f"{r.bottomless_cpu_us:.1f}",
+                *extra,
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
@@ -362,6 +412,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--workload", action="append", choices=names, help="run only this workload (repeatable)")
     p.add_argument("--synchronous", action="append", choices=SYNC_MODES, help="run only this mode (repeatable)")
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
+    p.add_argument(
+        "--before",
+        type=Path,
+        default=None,
+        help="another checkout (python/ and its built library): a third variant, every round in a child process",
+    )
+    p.add_argument(
+        "--child", nargs=5, metavar=("VARIANT", "WORKLOAD", "SYNC", "SECONDS", "DIR"), help=argparse.SUPPRESS
+    )
     args = p.parse_args(argv)
     if args.seconds <= 0 or args.rounds < 1:
         p.error("--seconds must be > 0 and --rounds >= 1")
@@ -370,6 +429,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.child:
+        variant, wname, sync, secs, d = args.child
+        register_python_sqlite()
+        w = next(x for x in WORKLOADS if x.name == wname)
+        print(json.dumps(asdict(run_round(variant, w, sync, float(secs), Path(d)))))
+        return 0
     base_dir: Path = (args.dir or Path(tempfile.gettempdir())).resolve()
     base_dir.mkdir(parents=True, exist_ok=True)
     register_python_sqlite()
@@ -387,20 +452,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     say(f"machine:  {env['machine']}")
     say(f"dir:      {env['dir']}")
     say(f"rounds:   {args.rounds} x {args.seconds:g} s per variant, alternating plain/{VFS_NAME}; median shown")
+    if args.before is not None:
+        say(f"before:   {args.before.resolve()}/python, as {BEFORE}; every round in a child process")
     for w in workloads:
         say(f"  {w.name}: {w.description}")
     say("")
 
+    run: Runner = run_round if args.before is None else in_child(args.before.resolve())
     warm_up(base_dir, min(0.3, args.seconds))
     results: list[CaseResult] = []
     for w in workloads:
         for s in modes:
-            r = run_case(w, s, args.rounds, args.seconds, base_dir)
+            r = run_case(w, s, args.rounds, args.seconds, base_dir, run)
             results.append(r)
             if not args.json:
                 print(
                     f"  {w.name:<10} {s:<6} plain {r.plain_tps:>9,.0f}  {VFS_NAME} {r.bottomless_tps:>9,.0f}"
-                    f"  ratio {r.ratio:.3f}",
+                    f"  ratio {r.ratio:.3f}"
+                    + ("" if r.before_tps is None else f"  before {r.before_tps:,.0f} ({r.before_ratio:.3f})"),
                     file=sys.stderr,
                     flush=True,
                 )

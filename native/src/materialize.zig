@@ -29,6 +29,9 @@ pub const Outcome = struct {
     copied: u64 = 0,
     /// Unshipped history is (or stays) dropped: the seal must say so.
     dropped: bool = false,
+    /// No replicator ever read the spool: nothing in it is needed (the
+    /// first generation starts from a snapshot), so it need not be synced.
+    unread: bool = false,
 };
 
 /// Copies the frames of every unacknowledged record that still lives in the
@@ -40,7 +43,7 @@ pub fn materialize(w: *spool.Writer) Error!Outcome {
         .copy => {},
         .no_reader => {
             w.mat_from = w.end;
-            return .{};
+            return .{ .unread = true };
         },
         .dropped => {
             w.mat_from = w.end;
