@@ -10,15 +10,18 @@ the same seeded transactions, each on a fresh database, in four setups:
 - connect: ``bottomless.connect()``, its replicator behind the connection.
 
 All use Python's sqlite3 with ``synchronous=NORMAL``; S3 is moto in a child
-process. Every round runs in a fresh Python process of its own (so no round
-inherits another's threads, imports or heap), timed inside it. ``--before DIR``
-adds a ``connect@before`` setup: the same round with another checkout's
-library (DIR/python, its native library built), alternating with the rest.
-Prints tx/s medians and each setup's ratio to plain.
+process. Prints tx/s medians and each setup's ratio to plain.
 
     PYTHONPATH=python python bench/overhead.py                    # ~3 minutes
     PYTHONPATH=python python bench/overhead.py --rounds 5 --scale 0.75 --workload oltp
-    PYTHONPATH=python python bench/overhead.py --before /work/before --setup vfs+cli --setup connect
+
+``--before DIR`` adds every setup but plain once more, as another checkout
+(its ``python/`` and the native library built in it) runs it: rows
+``vfs@before`` and so on. Then every round, plain included, runs in a fresh
+child process (two builds of the extension cannot share one), in
+alternating order, so before and after are measured side by side::
+
+    PYTHONPATH=python python bench/overhead.py --setup vfs --before /work/before --rounds 10
 """
 
 # mypy: disable-error-code="import-untyped"
@@ -35,7 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -117,31 +120,15 @@ def connect(db: Path, cfg: Config) -> Iterator[sqlite3.Connection]:
 OPENERS = {"plain": plain, "vfs": vfs, "vfs+cli": vfs_cli, "connect": connect}
 
 
-BEFORE = "connect@before"
-
-
-def timed_round(folder: Path, endpoint: str, setup: str, workload: str, count: int) -> float:
-    """One round, in this process: tx/s of ``count`` seeded transactions."""
-    w = next(w for w in WORKLOADS if w.name == workload)
+def one_round(work: Path, endpoint: str, setup: str, w: Workload, count: int, n: int, tag: str = "") -> float:
+    folder = work / f"{setup}{tag}-{w.name}-{n}"
+    folder.mkdir()
     db = folder / "db.sqlite"
-    cfg = Config.from_env(endpoint=endpoint, bucket=BUCKET, database_id=f"oh-{folder.name}")
+    cfg = Config.from_env(endpoint=endpoint, bucket=BUCKET, database_id=f"oh-{setup}{tag}-{w.name}-{n}")
     with OPENERS[setup](db, cfg) as conn:
         conn.execute("PRAGMA synchronous=NORMAL")
         w.setup(conn)
         return burst(conn, w, random.Random(1), count)
-
-
-def one_round(work: Path, server: S3Server, setup: str, w: Workload, count: int, n: int, before: Path | None) -> float:
-    """One round in a child Python process, with the library of this
-    checkout or (``connect@before``) of ``before``."""
-    folder = work / f"{setup.replace('@', '-')}-{w.name}-{n}"
-    folder.mkdir()
-    lib = (before / "python") if setup == BEFORE and before is not None else Path(bottomless.__file__).parents[1]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(lib), str(Path(__file__).parent)])}
-    opener = "connect" if setup == BEFORE else setup
-    args = [sys.executable, __file__, "--one-round", str(folder), server.endpoint, opener, w.name, str(count)]
-    out = subprocess.run(args, env=env, check=True, capture_output=True, text=True).stdout
-    return float(out.strip().splitlines()[-1])
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -152,21 +139,58 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--scale", type=float, default=0.75, help="multiplies compare.py's throughput-phase txs")
     p.add_argument("--dir", type=Path, default=None, help="directory for the databases (default: a temp dir)")
     p.add_argument("--json", type=Path, default=None, help="also write every round's tx/s here")
-    p.add_argument("--before", type=Path, default=None, help="another checkout: adds a connect@before setup")
-    p.add_argument("--one-round", nargs=5, metavar=("DIR", "URL", "SETUP", "WORKLOAD", "TXS"), help=argparse.SUPPRESS)
+    p.add_argument(
+        "--before",
+        type=Path,
+        default=None,
+        help="another checkout (python/ and its built library): its setups alternate with this one's, "
+        "every round in a child process",
+    )
+    p.add_argument("--child", nargs=7, metavar=("SETUP", "WORKLOAD", "COUNT", "ROUND", "ENDPOINT", "DIR", "TAG"),
+                   help=argparse.SUPPRESS)  # fmt: skip
     return p.parse_args(argv)
+
+
+BEFORE = "@before"
+Runner = Callable[[str, Workload, int, int], float]
+
+
+def in_process(work: Path, endpoint: str) -> Runner:
+    return lambda setup, w, count, n: one_round(work, endpoint, setup, w, count, n)
+
+
+def in_children(work: Path, endpoint: str, before: Path) -> Runner:
+    """Every round in a fresh interpreter, on this tree's library or --before's."""
+    here = Path(__file__).resolve().parent
+
+    def run(setup: str, w: Workload, count: int, n: int) -> float:
+        old = setup.endswith(BEFORE)
+        tree = before if old else here.parent
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree / "python"), str(here)])}
+        cmd = [sys.executable, str(here / "overhead.py"), "--child", setup.removesuffix(BEFORE), w.name, str(count),
+               str(n), endpoint, str(work), "before" if old else "after"]  # fmt: skip
+        out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
+        return float(json.loads(out.splitlines()[-1])["tps"])
+
+    return run
+
+
+def child(args: list[str]) -> int:
+    setup, wname, count, n, endpoint, work, tag = args
+    w = next(x for x in WORKLOADS if x.name == wname)
+    tps = one_round(Path(work), endpoint, setup, w, int(count), int(n), f"-{tag}")
+    print(json.dumps({"tps": tps, "library": library_description() if setup != "plain" else None}))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.one_round is not None:
-        folder, endpoint, setup, workload, txs = args.one_round
-        print(timed_round(Path(folder), endpoint, setup, workload, int(txs)))
-        return 0
+    if args.child:
+        return child(args.child)
     workloads = [w for w in WORKLOADS if not args.workload or w.name in args.workload]
     setups = ["plain", *[s for s in SETUPS[1:] if not args.setup or s in args.setup]]
     if args.before is not None:
-        setups.append(BEFORE)
+        setups += [s + BEFORE for s in setups[1:]]
     with tempfile.TemporaryDirectory(prefix="bottomless-overhead-", dir=args.dir) as tmp, S3Server() as server:
         work = Path(tmp)
         from bottomless.s3 import S3Store
@@ -174,8 +198,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         S3Store(server.endpoint, BUCKET).ensure_bucket()
         print(f"library: {library_description()}; moto in a child process; synchronous=NORMAL")
         if args.before is not None:
-            print(f"{BEFORE}: the library of {args.before} (commit {_commit(args.before)})")
-        print(f"uptime at start: {_uptime()}")
+            print(f"{BEFORE[1:]}: {args.before.resolve()}/python; every round in a child process")
+        run = (
+            in_process(work, server.endpoint)
+            if args.before is None
+            else in_children(work, server.endpoint, args.before.resolve())
+        )
         rows: list[list[str]] = []
         raw: dict[str, dict[str, list[float]]] = {}
         for w in workloads:
@@ -184,9 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             for n in range(args.rounds):
                 order = setups if n % 2 == 0 else setups[::-1]
                 for s in order:
-                    tps[s].append(one_round(work, server, s, w, count, n, args.before))
-                print(f"  {w.name} round {n + 1}: " + ", ".join(f"{s} {tps[s][-1]:,.0f}" for s in setups)
-                      + f" (load {_uptime()})",
+                    tps[s].append(run(s, w, count, n))
+                print(f"  {w.name} round {n + 1}: " + ", ".join(f"{s} {tps[s][-1]:,.0f}" for s in setups),
                       file=sys.stderr, flush=True)  # fmt: skip
             raw[w.name] = tps
             base = statistics.median(tps["plain"])
@@ -196,17 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json is not None:
         args.json.write_text(json.dumps(raw))
     print(table(["workload", "setup", "txs/round", f"tx/s (median of {args.rounds})", "of plain"], rows))
-    print(f"uptime at end: {_uptime()}")
     return 0
-
-
-def _uptime() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
-def _commit(checkout: Path) -> str:
-    proc = subprocess.run(["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    return proc.stdout.strip() or "unknown"
 
 
 if __name__ == "__main__":
