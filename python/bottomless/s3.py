@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any, Protocol, TypeVar
 
 import boto3
@@ -41,6 +42,7 @@ _PRECONDITION_STATUS = {412}
 # Files up to this size are uploaded with one conditional PUT (streamed from
 # the file); larger ones with boto3's multipart transfer, unconditionally.
 SINGLE_PUT_LIMIT = 64 * 1024 * 1024
+STREAM_RESUMES = 5  # cut connections one streamed GET resumes from (a ranged GET retries on its own)
 _CREDENTIAL_CODES = {
     "InvalidAccessKeyId",
     "SignatureDoesNotMatch",
@@ -448,24 +450,53 @@ class S3Store:
     def stream(self, key: str, chunk: int) -> Iterator[bytes]:
         """The object's body in pieces of at most ``chunk`` bytes, from one
         GET read as it arrives (a server that reads the whole object for
-        every ranged GET, as moto does, answers it once)."""
-        response = self._call(f"GET {key}", lambda: self.client.get_object(Bucket=self.bucket, Key=key), key)
-        body = response["Body"]
-        try:
-            while True:
-                try:
-                    piece: bytes = body.read(chunk)
-                except (botocore.exceptions.BotoCoreError, OSError) as exc:
-                    raise S3Error(
-                        f"S3 GetObject (GET {key}) at {self.endpoint} failed while reading: {exc}",
-                        operation="GetObject",
-                        transient=True,
-                    ) from exc
-                if not piece:
-                    return
-                yield piece
-        finally:
-            body.close()
+        every ranged GET, as moto does, answers it once). A connection cut
+        mid-body is resumed where it stopped, by a ranged GET of the same
+        object version (If-Match its ETag), up to STREAM_RESUMES times."""
+        received, etag, resumes = 0, "", 0
+        while True:
+            response = self._call(f"GET {key}", partial(self._get_from, key, received, etag), key)
+            if received and "ContentRange" not in response:
+                response["Body"].close()
+                raise S3Error(
+                    f"S3 GetObject (GET {key}) at {self.endpoint} was cut after {received} bytes, and the server "
+                    "ignores the Range request that would resume it",
+                    operation="GetObject",
+                    code="RangeIgnored",
+                )
+            etag = etag or str(response.get("ETag", ""))
+            body = response["Body"]
+            try:
+                while True:
+                    try:
+                        piece: bytes = body.read(chunk)
+                    except (botocore.exceptions.BotoCoreError, OSError) as exc:
+                        if resumes >= STREAM_RESUMES:
+                            raise S3Error(
+                                f"S3 GetObject (GET {key}) at {self.endpoint} failed while reading, "
+                                f"{resumes} times resumed: {exc}",
+                                operation="GetObject",
+                                transient=True,
+                            ) from exc
+                        resumes += 1
+                        log.warning("GET %s was cut after %d bytes (%s); resuming from there", key, received, exc)
+                        break
+                    if not piece:
+                        return
+                    received += len(piece)
+                    yield piece
+            finally:
+                body.close()
+
+    def _get_from(self, key: str, first: int, etag: str) -> dict[str, Any]:
+        """GetObject of ``key`` from byte ``first`` on (the whole object at 0)."""
+        extra: dict[str, str] = {}
+        if first:
+            extra["Range"] = f"bytes={first}-"
+        if etag:
+            extra["IfMatch"] = etag
+        response: dict[str, Any] = dict(self.client.get_object(Bucket=self.bucket, Key=key, **extra))
+        return response
 
     def get_range(self, key: str, first: int, last: int) -> bytes:
         """Bytes ``first..last`` (inclusive) of the object, as the server sends them."""

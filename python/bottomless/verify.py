@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from pathlib import Path
 
-from bottomless.restore import Progress, RestoreResult, restore
+from bottomless.restore import Progress, RestoreResult, Tuning, restore
 from bottomless.s3 import S3Store
 
 
@@ -17,6 +17,7 @@ def verify(
     generation: uuid.UUID | None = None,
     until: datetime | None = None,
     progress: Progress | None = None,
+    tuning: Tuning | None = None,
 ) -> RestoreResult:
     """Restore (checksums always verified) into a temporary directory, check
     integrity, and throw the result away. Raises RestoreError on any fault."""
@@ -30,4 +31,5 @@ def verify(
             until=until,
             verify=True,
             progress=progress,
+            tuning=tuning,
         )

@@ -11,6 +11,7 @@ import click
 
 from bottomless.restore import restore
 from bottomless.restore_marker import mark_restored
+from bottomless_cli.commands.fetch_options import fetch_options, tuning
 from bottomless_cli.commands.progress import RestoreProgress, print_json, summary
 from bottomless_cli.context import CliState, generation_option, pass_state
 from bottomless_cli.dates import UTC_DATETIME
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 )
 @click.option("--force", is_flag=True, help="Replace an existing database (kept as <file>.bottomless.backup).")
 @click.option("--json", "as_json", is_flag=True, help="Print the restore's figures as JSON.")
+@fetch_options
 @pass_state
 def restore_cmd(
     state: CliState,
@@ -37,6 +39,8 @@ def restore_cmd(
     output: str | None,
     force: bool,
     as_json: bool,
+    part_mib: int,
+    parallel: int,
 ) -> None:
     """Restore the database."""
     named = generation_option(generation)
@@ -60,6 +64,7 @@ def restore_cmd(
             until=utc_time,
             verify=state.config().verify_crc,
             progress=progress,
+            tuning=tuning(part_mib, parallel),
         )
     if output is None:
         # The database itself: replication continues from the restored state.

@@ -7,6 +7,7 @@ from datetime import datetime
 import click
 
 from bottomless.verify import verify
+from bottomless_cli.commands.fetch_options import fetch_options, tuning
 from bottomless_cli.commands.progress import RestoreProgress, print_json, summary
 from bottomless_cli.context import CliState, generation_option, pass_state
 from bottomless_cli.dates import UTC_DATETIME
@@ -16,8 +17,11 @@ from bottomless_cli.dates import UTC_DATETIME
 @click.option("-g", "--generation", help="Verify this generation (default: the newest).")
 @click.option("-u", "--utc-time", type=UTC_DATETIME, help="Verify the state as of this UTC time.")
 @click.option("--json", "as_json", is_flag=True, help="Print the verification's figures as JSON.")
+@fetch_options
 @pass_state
-def verify_cmd(state: CliState, generation: str | None, utc_time: datetime | None, as_json: bool) -> None:
+def verify_cmd(
+    state: CliState, generation: str | None, utc_time: datetime | None, as_json: bool, part_mib: int, parallel: int
+) -> None:
     """Restore into a temporary file and check every checksum and the database's integrity."""
     named = generation_option(generation)
     store = state.store()
@@ -29,6 +33,7 @@ def verify_cmd(state: CliState, generation: str | None, utc_time: datetime | Non
             generation=named,
             until=utc_time,
             progress=progress,
+            tuning=tuning(part_mib, parallel),
         )
     if as_json:
         print_json(result)
