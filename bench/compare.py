@@ -16,7 +16,11 @@ workload, alternating tools, each on a fresh database in its own folder:
 4. stop replication, restore (bottomless in this process, ``litestream
    restore -o``), integrity check, compare rows with the source.
 
-Lag. bottomless: a thread polls the spool's ``acked_seq`` every 5 ms.
+Lag, timed at the server for both tools (moto logs when it finished
+receiving each PUT). bottomless: a thread polls the spool's ``acked_seq``
+every 5 ms; a commit is durable when the server finished the last batch PUT
+before its ack was seen (the ack follows that PUT; the time to the ack
+itself, after the state's fsync, is printed too, as "ack p50/p99").
 Litestream (no per-commit acknowledgement to observe): a commit belongs to
 the first local level-0 LTX file written after it (file mtime), and is
 durable when the server finished receiving that file's PUT. A commit that
@@ -40,6 +44,7 @@ both tools' databases end with the same rows.
 from __future__ import annotations
 
 import argparse
+import bisect
 import random
 import sqlite3
 import statistics
@@ -186,6 +191,8 @@ class RunResult:
     lag_p50: float = float("nan")
     lag_p99: float = float("nan")
     lag_unknown: int = 0
+    ack_p50: float = float("nan")  # bottomless only: commit to the ack seen locally
+    ack_p99: float = float("nan")
     steady_per_hour: dict[str, float] = field(default_factory=dict)
     idle_per_hour: dict[str, float] = field(default_factory=dict)
     side_bytes: int = 0
@@ -278,7 +285,21 @@ def run_bottomless(server: S3Server, work: Path, w: Workload, args: argparse.Nam
             time.sleep(0.01)
         watcher.stop_event.set()
         watcher.join()
-        lags = [watcher.durable[base + 1 + i] - committed[i] for i in range(count)]
+        acks = [watcher.durable[base + 1 + i] for i in range(count)]
+        to_ack = [a - c for a, c in zip(acks, committed, strict=True)]
+        r.ack_p50, r.ack_p99 = percentile(to_ack, 50), percentile(to_ack, 99)
+        puts = sorted(
+            e.end
+            for e in server.events()
+            if e.kind == "PUT" and e.status == 200 and e.path.startswith(f"/{BL_BUCKET}/cmp-{w.name}-")
+        )
+        lags: list[float] = []
+        for ack, tc in zip(acks, committed, strict=True):
+            landed = bisect.bisect_right(puts, ack)  # the batch's PUT ended before its ack was written
+            if landed == 0:
+                r.lag_unknown += 1
+            else:
+                lags.append(puts[landed - 1] - tc)
         r.steady_tps = count / (t_end - committed[0]) if count > 1 else 0.0
         r.lag_p50, r.lag_p99 = percentile(lags, 50), percentile(lags, 99)
         r.steady_per_hour = per_hour(server.counts(committed[0], t_end), t_end - committed[0])
@@ -380,6 +401,7 @@ def report(results: Sequence[RunResult], off: dict[str, float]) -> str:
                 f"{r.steady_tps:,.0f}",
                 f"{r.lag_p50 * 1000:,.0f}",
                 f"{r.lag_p99 * 1000:,.0f}" + (f" ({r.lag_unknown} n/a)" if r.lag_unknown else ""),
+                "-" if r.ack_p50 != r.ack_p50 else f"{r.ack_p50 * 1000:,.0f}/{r.ack_p99 * 1000:,.0f}",
                 kinds(r.steady_per_hour),
                 kinds(r.idle_per_hour),
                 f"{r.side_bytes / 2**20:,.2f}",
@@ -399,6 +421,7 @@ def report(results: Sequence[RunResult], off: dict[str, float]) -> str:
         "steady tx/s",
         "lag p50 ms",
         "lag p99 ms",
+        "ack p50/p99 ms",
         "req/h steady PUT/GET/LIST/DEL",
         "req/h idle PUT/GET/LIST/DEL",
         "side dir MiB",

@@ -131,9 +131,7 @@ def replicate_bottomless(db: Path, endpoint: str, txs: Sequence[tuple[int, str, 
     t0 = time.perf_counter()
     conn = bottomless.connect(str(db), config=config, isolation_level=None)
     try:
-        wait_durable(str(db), timeout=600)
-        while conn.replicator.state is None:  # the snapshot is uploaded by the replicator thread
-            time.sleep(0.05)
+        conn.flush(timeout=600)  # past the snapshot, which connect()'s replicator (a child process) uploads
         t1 = time.perf_counter()
         for tx in txs:
             conn.execute("UPDATE t SET n = ?, v = ? WHERE id = ?", tx)
