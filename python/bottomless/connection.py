@@ -1,10 +1,8 @@
 """``bottomless.connect()``: a sqlite3 connection whose commits reach S3.
 
 Restores a missing database first, opens it through the bottomless VFS and
-runs a replicator behind it, in a child process (replicator_process.py), so
-shipping never competes with the writer for its GIL. Several connections (or
-processes) on one database each start one; the replicator lock lets exactly
-one ship.
+runs a replicator thread behind it. Several connections (or processes) on
+one database each start one; the replicator lock lets exactly one ship.
 """
 
 from __future__ import annotations
@@ -16,7 +14,7 @@ from typing import Any
 
 from bottomless.config import Config
 from bottomless.errors import BottomlessError
-from bottomless.replicator_process import ReplicatorProcess
+from bottomless.replicator import Replicator
 from bottomless.restore_on_open import restore_if_missing
 from bottomless.s3 import S3Store
 from bottomless.snapshot import ensure_wal
@@ -30,7 +28,7 @@ def _is_new(path: str) -> bool:
 class Connection(sqlite3.Connection):
     """A sqlite3.Connection with its replicator attached."""
 
-    replicator: ReplicatorProcess
+    replicator: Replicator
 
     def flush(self, timeout: float = 30.0) -> None:
         """Return once every commit made so far is in S3."""
@@ -44,7 +42,7 @@ class Connection(sqlite3.Connection):
         atexit.unregister(self.replicator.stop)
 
 
-def replicated(db_path: str, config: Config, page_size: int | None = None) -> ReplicatorProcess:
+def replicated(db_path: str, config: Config, page_size: int | None = None) -> Replicator:
     """Restore ``db_path`` if it is missing, put it in WAL mode (a new
     database with ``page_size``), and start shipping it; the common part of
     every in-process front door."""
@@ -52,7 +50,8 @@ def replicated(db_path: str, config: Config, page_size: int | None = None) -> Re
     restore_if_missing(db_path, config, store)
     register_python_sqlite()
     ensure_wal(db_path, page_size if _is_new(db_path) else None)
-    rep = ReplicatorProcess.spawn(db_path, config)
+    rep = Replicator(db_path, config, store)
+    rep.start()
     atexit.register(rep.stop)
     return rep
 

@@ -13,23 +13,12 @@ from bottomless.errors import BottomlessError
 from bottomless.fleet_coverage import covering
 
 
-def replicate_command(db_path: str, parent_pid: int, detach: bool = True) -> list[str]:
+def replicate_command(db_path: str, parent_pid: int) -> list[str]:
     """The one spelling of a background replicator's command line."""
     return [
         sys.executable, "-m", "bottomless_cli", "-d", os.path.abspath(db_path),
-        "replicate", "--exit-when-idle", "--parent-pid", str(parent_pid), *(["--detach"] if detach else []),
+        "replicate", "--exit-when-idle", "--parent-pid", str(parent_pid), "--detach",
     ]  # fmt: skip
-
-
-def replicator_env(config: Config) -> dict[str, str]:
-    """This process's environment with ``config`` spelled as the variables
-    a replicator in another process reads."""
-    env = dict(os.environ)
-    for f in fields(config):
-        value = getattr(config, f.name)
-        if value is not None:
-            env[ENV_PREFIX + f.name.upper()] = str(value)
-    return env
 
 
 def spawn_replicator(db_path: str, config: Config) -> None:
@@ -39,10 +28,14 @@ def spawn_replicator(db_path: str, config: Config) -> None:
     Nothing is started when a running multi-database replicator covers it."""
     if covering(db_path) is not None:
         return
+    env = dict(os.environ)
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if value is not None:
+            env[ENV_PREFIX + f.name.upper()] = str(value)
     proc = subprocess.run(
         replicate_command(db_path, os.getpid()),
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=replicator_env(config),
-        text=True,
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True,
     )  # fmt: skip
     if proc.returncode != 0:
         lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]

@@ -25,7 +25,6 @@ class Problem:
     message: str
     since: float  # unix time the problem was first seen
     stopped: bool  # the replicator gave up (retrying cannot fix it)
-    kind: str = ""  # the error's class name, so another process can raise the same kind
 
 
 def _path(spool_dir: str) -> Path:
@@ -36,8 +35,7 @@ def read_problem(spool_dir: str) -> Problem | None:
     """The problem the database's replicator last reported, if any."""
     try:
         raw = json.loads(_path(spool_dir).read_text())
-        kind = str(raw.get("kind", ""))
-        return Problem(int(raw["pid"]), str(raw["message"]), float(raw["since"]), bool(raw["stopped"]), kind)
+        return Problem(int(raw["pid"]), str(raw["message"]), float(raw["since"]), bool(raw["stopped"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -49,14 +47,14 @@ class ProblemReporter:
         self._spool_dir = spool_dir
         self._current: tuple[str, bool] | None = None
 
-    def report(self, message: str, stopped: bool = False, kind: str = "") -> None:
+    def report(self, message: str, stopped: bool = False) -> None:
         if self._current == (message, stopped):
             return
         since = time.time()
         previous = read_problem(self._spool_dir)
         if previous is not None and previous.message == message and previous.pid == os.getpid():
             since = previous.since
-        problem = Problem(os.getpid(), message, since, stopped, kind)
+        problem = Problem(os.getpid(), message, since, stopped)
         path = _path(self._spool_dir)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         try:

@@ -159,11 +159,6 @@ class Replicator:
         self.lock.release()
         self.spool.close()
 
-    def wake(self) -> None:
-        """Ship now rather than when the batch is due (safe from a signal
-        handler)."""
-        self._wake.set()
-
     def request_stop(self) -> None:
         """Ask the loop of run() to ship what is left and return (safe from a
         signal handler)."""
@@ -294,7 +289,7 @@ class Replicator:
     def _fail(self, exc: BottomlessError) -> None:
         self.error = exc
         log.error("replication of %s stopped: %s", self.db_path, exc)
-        self._health.report(str(exc), stopped=True, kind=type(exc).__name__)
+        self._health.report(str(exc), stopped=True)
         self._release_lease()
         self.lock.release()
 
@@ -458,7 +453,7 @@ class Replicator:
         if self.error is not None:
             raise self.error
         deadline = time.monotonic() + timeout
-        self.wake()
+        self._wake.set()
         # Until the first generation exists, commits may predate capture (a
         # new database before WAL mode): durable means "in its snapshot".
         while self.state is None and self._thread is not None:

@@ -37,13 +37,9 @@ def replicate(path: str, config: Config, exit_when_idle: bool, parent_pid: int |
     def stop(signum: int, frame: FrameType | None) -> None:
         rep.request_stop()
 
-    def wake(signum: int, frame: FrameType | None) -> None:
-        rep.wake()  # connect()'s flush(): ship now
-
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGUSR1, wake)
         os.nice(NICE)
     with log_context.about(rep.db_name):
         rep.run(exit_when_idle=exit_when_idle, parent_pid=parent_pid)
