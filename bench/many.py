@@ -313,13 +313,16 @@ class Writers:
         self.spools: dict[Path, Spool] = {}
         self._acks: dict[Path, tuple[int, int]] = {}  # path -> (ack file's mtime_ns, acked seq)
 
-    def commit(self, path: Path) -> int:
+    def open(self, path: Path) -> sqlite3.Connection:
         conn = self.conns.get(path)
         if conn is None:
             conn = self.conns[path] = sqlite3.connect(f"file:{path}?vfs=bottomless", uri=True, isolation_level=None)
             conn.execute("PRAGMA synchronous=NORMAL")
             self.spools[path] = Spool(str(path))
-        conn.execute("INSERT INTO t(v) VALUES (?)", (b"y" * ROW_BYTES,))
+        return conn
+
+    def commit(self, path: Path) -> int:
+        self.open(path).execute("INSERT INTO t(v) VALUES (?)", (b"y" * ROW_BYTES,))
         return self.spools[path].stats().last_seq  # this commit's: the only writer of the database
 
     def acked(self, path: Path) -> int:
@@ -494,6 +497,11 @@ def lag_rounds(
     lags: list[LagRun] = []
     current = "this"
     try:
+        # An application's connections are open before it writes; opening a
+        # thousand in the lag window would bill the writer's start-up to it.
+        for path in paths:
+            writers.open(path)
+        wait_quiet(bucket, rep, args.quiet, timeout=args.start_timeout)
         for _ in range(args.repeat):
             for rate in args.rates:
                 for tree in ("this", "before") if args.before else ("this",):
@@ -649,7 +657,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--rates", type=float, nargs="+", default=[1.0, 200.0], help="writes/s (default: 1 200)")
     p.add_argument("--interval", type=float, default=1.0, help="batch interval in seconds (default: 1.0)")
     p.add_argument("--threads", type=int, default=None, help="replicate --threads (default: its own)")
-    p.add_argument("--poll-ms", type=float, default=5.0, help="acked-sequence polling period (default: 5)")
+    p.add_argument("--poll-ms", type=float, default=20.0, help="ack polling period (default: 20)")
     p.add_argument("--quiet", type=float, default=3.0, help="server silence that ends startup (default: 3 s)")
     p.add_argument("--start-timeout", type=float, default=900.0, help="seconds to wait for startup (default: 900)")
     p.add_argument("--server", choices=("moto", "s3rver"), default="moto",
