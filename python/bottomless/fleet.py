@@ -47,6 +47,14 @@ UNWATCHED_RECHECK_SECS = 1.0  # no notifications on this system: the timer is al
 RESCAN_SECS = 60.0  # the folders, even with notifications (which say when they change)
 UNWATCHED_RESCAN_SECS = 2.0
 RESCAN_SETTLE_SECS = 0.2  # a burst of folder events is one rescan
+# The scheduler (the main thread) never sleeps longer than this. Python runs
+# a signal handler on the main thread between bytecodes; when SIGHUP or
+# SIGTERM lands while the scheduler holds its condition (it is reentrant)
+# between checking the flags and waiting, the handler's notify() finds no
+# waiter and the scheduler sleeps through it. CI saw a SIGHUP acted on 60 s
+# late, the old bound. One wake a second looks at the heap and sleeps again;
+# it polls no database.
+SIGNAL_LATENCY_SECS = 1.0
 PARK_RETRY_SECS = 300.0
 # One round may retry a failed request only briefly: a longer outage is the
 # replicator's backoff, in the scheduler, so no thread sleeps through it.
@@ -180,7 +188,7 @@ class Fleet:
                             m.dirty = False
                             self._pool.submit(self._round, m)
                     next_at = min(self._rescan_at, self._heap[0][0] if self._heap else self._rescan_at)
-                    self._cond.wait(max(0.0, min(next_at - time.monotonic(), 60.0)))
+                    self._cond.wait(max(0.0, min(next_at - time.monotonic(), SIGNAL_LATENCY_SECS)))
         finally:
             self._shutdown()
 
