@@ -47,14 +47,10 @@ UNWATCHED_RECHECK_SECS = 1.0  # no notifications on this system: the timer is al
 RESCAN_SECS = 60.0  # the folders, even with notifications (which say when they change)
 UNWATCHED_RESCAN_SECS = 2.0
 RESCAN_SETTLE_SECS = 0.2  # a burst of folder events is one rescan
-# The scheduler (the main thread) never sleeps longer than this. Python runs
-# a signal handler on the main thread between bytecodes; when SIGHUP or
-# SIGTERM lands while the scheduler holds its condition (it is reentrant)
-# between checking the flags and waiting, the handler's notify() finds no
-# waiter and the scheduler sleeps through it. CI saw a SIGHUP acted on 60 s
-# late, the old bound. One wake a second looks at the heap and sleeps again;
-# it polls no database.
-SIGNAL_LATENCY_SECS = 1.0
+# The scheduler never sleeps longer than this, a bound in case a wake-up is
+# ever missed. Signals cannot cause that: run_until_signalled() keeps the
+# scheduler off the main thread, where their handlers run.
+SCHEDULER_MAX_SLEEP_SECS = 60.0
 PARK_RETRY_SECS = 300.0
 # One round may retry a failed request only briefly: a longer outage is the
 # replicator's backoff, in the scheduler, so no thread sleeps through it.
@@ -117,7 +113,7 @@ class Fleet:
         self._notify()
 
     def _notify(self) -> None:
-        # Never blocks: a signal handler may run while this thread holds the lock.
+        # Never blocks: a signal handler may run while its thread holds the lock.
         if self._cond.acquire(blocking=False):
             try:
                 self._cond.notify()
@@ -158,6 +154,35 @@ class Fleet:
             self._rescan_at = time.monotonic()
 
     # ---- the scheduler ----------------------------------------------------------
+    def run_until_signalled(self) -> None:
+        """run() on a thread of its own while the main thread waits for it.
+
+        Python runs signal handlers on the main thread, between bytecodes.
+        Were the scheduler that thread, a SIGHUP or SIGTERM landing while it
+        held its (reentrant) condition, between checking the flags and
+        waiting, would notify nobody, and the scheduler would sleep through
+        it (CI once saw a reload acted on 60 s late). Here the handler runs
+        in the waiting main thread, whose notify() takes the condition like
+        any other thread's and so cannot fall into that gap."""
+        failure: list[BaseException] = []
+
+        def scheduler() -> None:
+            try:
+                self.run()
+            except BaseException as exc:  # re-raised in the main thread
+                failure.append(exc)
+
+        thread = threading.Thread(target=scheduler, name="bottomless-fleet-scheduler")
+        thread.start()
+        try:
+            thread.join()  # interruptible: signal handlers run here
+        except BaseException:
+            self.request_stop()
+            thread.join()
+            raise
+        if failure:
+            raise failure[0]
+
     def run(self) -> None:
         """Ship until request_stop(), then ship what is left within the
         shutdown timeout and return."""
@@ -188,7 +213,7 @@ class Fleet:
                             m.dirty = False
                             self._pool.submit(self._round, m)
                     next_at = min(self._rescan_at, self._heap[0][0] if self._heap else self._rescan_at)
-                    self._cond.wait(max(0.0, min(next_at - time.monotonic(), SIGNAL_LATENCY_SECS)))
+                    self._cond.wait(max(0.0, min(next_at - time.monotonic(), SCHEDULER_MAX_SLEEP_SECS)))
         finally:
             self._shutdown()
 

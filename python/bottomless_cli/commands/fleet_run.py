@@ -103,7 +103,7 @@ def run_fleet(
     signal.signal(signal.SIGHUP, reload)
     fleet_coverage.publish(sources.coverage(pid))
     try:
-        fleet.run()
+        fleet.run_until_signalled()
     finally:
         fleet_coverage.withdraw(pid)
         if server is not None:
