@@ -16,6 +16,26 @@ const Error = @import("status.zig").Error;
 /// newest image of its page), so the last commit frame stays last.
 pub fn keepNewest(frames: []u8, page_size: u32, db_size: u32, chain: *walfmt.Chain) Error!usize {
     const fsz: usize = walfmt.frame_header_size + page_size;
+    const n = (try dropOlder(frames, page_size, db_size)) / fsz;
+    std.debug.assert(n > 0 or frames.len == 0);
+    var work = chain.*;
+    for (0..n) |i| {
+        const f = frames[i * fsz ..][0..fsz];
+        const commit = if (i == n - 1) db_size else 0;
+        walfmt.encodeFrame(f[0..walfmt.frame_header_size], pgnoAt(frames, fsz, i), commit, f[walfmt.frame_header_size..], &work);
+    }
+    chain.* = work;
+    return n * fsz;
+}
+
+/// Compacts `frames` in place to the newest image of each page (and, with
+/// `db_size` > 0, none past it), in the order of their newest image; frames
+/// are moved as they are, not re-encoded. Returns the bytes kept. Doing it
+/// to a prefix first and again to the whole gives what one pass over the
+/// whole gives: what a prefix keeps is in the same order, newest first
+/// among its own, and the pass over the whole decides the rest.
+pub fn dropOlder(frames: []u8, page_size: u32, db_size: u32) Error!usize {
+    const fsz: usize = walfmt.frame_header_size + page_size;
     std.debug.assert(page_size > 0 and frames.len % fsz == 0);
     const n = frames.len / fsz;
     if (n == 0) return 0;
@@ -24,19 +44,14 @@ pub fn keepNewest(frames: []u8, page_size: u32, db_size: u32, chain: *walfmt.Cha
     defer newest.deinit(std.heap.c_allocator);
     try newest.ensureTotalCapacity(std.heap.c_allocator, n32);
     for (0..n) |i| newest.putAssumeCapacity(pgnoAt(frames, fsz, i), @intCast(i));
-    var work = chain.*;
     var kept: usize = 0;
     for (0..n) |i| {
         const pgno = pgnoAt(frames, fsz, i);
-        if (newest.get(pgno).? != i or pgno > db_size) continue;
-        const dst = frames[kept * fsz ..][0..fsz];
-        if (kept != i) std.mem.copyForwards(u8, dst, frames[i * fsz ..][0..fsz]);
+        if (newest.get(pgno).? != i or (db_size > 0 and pgno > db_size)) continue;
+        if (kept != i) std.mem.copyForwards(u8, frames[kept * fsz ..][0..fsz], frames[i * fsz ..][0..fsz]);
         kept += 1;
-        const commit = if (i == n - 1) db_size else 0;
-        walfmt.encodeFrame(dst[0..walfmt.frame_header_size], pgno, commit, dst[walfmt.frame_header_size..], &work);
     }
-    std.debug.assert(kept > 0 and kept <= n);
-    chain.* = work;
+    std.debug.assert(kept <= n);
     return kept * fsz;
 }
 
@@ -70,4 +85,33 @@ test "keeps the newest image of each page, drops truncated pages, one commit fra
         try std.testing.expect(walfmt.verifyFrame(f[0..walfmt.frame_header_size], f[walfmt.frame_header_size..], walfmt.ship_big_endian, &check));
     }
     try std.testing.expectEqual(chain, check);
+}
+
+test "dropping older images of a prefix first changes nothing" {
+    const ps = 512;
+    const fsz = walfmt.frame_header_size + ps;
+    const pgnos = [_]u32{ 3, 1, 2, 1, 3, 4, 2, 1, 5, 3 };
+    var whole: [pgnos.len * fsz]u8 = undefined;
+    var scratch = walfmt.Chain{ .salt1 = 1, .salt2 = 2, .cksum1 = 0, .cksum2 = 0 };
+    for (pgnos, 0..) |p, i| {
+        const f = whole[i * fsz ..][0..fsz];
+        @memset(f[walfmt.frame_header_size..], @intCast(10 + i));
+        walfmt.encodeFrame(f[0..walfmt.frame_header_size], p, 0, f[walfmt.frame_header_size..], &scratch);
+    }
+    var staged = whole;
+    for ([_]usize{ 4, 7 }) |cut| {
+        // What framesRun does: compact what it has, append the rest.
+        var twice = whole;
+        const head = try dropOlder(twice[0 .. cut * fsz], ps, 0);
+        std.mem.copyForwards(u8, twice[head..], whole[cut * fsz ..]);
+        const len = head + (pgnos.len - cut) * fsz;
+        var c1 = walfmt.Chain{ .salt1 = 1, .salt2 = 2, .cksum1 = 7, .cksum2 = 8 };
+        var c2 = c1;
+        const a = try keepNewest(twice[0..len], ps, 4, &c1);
+        const b = try keepNewest(staged[0..], ps, 4, &c2);
+        try std.testing.expectEqual(b, a);
+        try std.testing.expectEqualSlices(u8, staged[0..b], twice[0..a]);
+        try std.testing.expectEqual(c2, c1);
+        staged = whole;
+    }
 }

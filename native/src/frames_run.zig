@@ -12,17 +12,23 @@ const Error = status.Error;
 /// Encodes the pages of the `count` records starting at `offset` (all of
 /// one page size) as one transaction of WAL frames continuing `chain`, each
 /// page once in its newest image, back to back in `out`; returns bytes
-/// written (`out` must hold every frame of the records: they are read
-/// before the older images are dropped).
+/// written (`out` must be able to hold every frame of the records).
+/// Older images are dropped as the reading goes (once what was read since
+/// the last time doubles what was kept), so the part of `out` ever written
+/// is about twice the batch's distinct pages, not every frame: a caller's
+/// scratch that is not written is never paged in.
 /// On Busy (the WAL is being rewritten) `chain` is left as it was, so the
 /// caller can simply call again.
+/// Frames read before the first compaction: below this, a batch is read
+/// whole and compacted once, as small batches always were.
+const compact_min = 1 << 20;
+
 pub fn framesRun(reader: *spool.Reader, offset: u64, count: u64, chain: *walfmt.Chain, out: []u8) (Error || error{Busy})!usize {
-    // Read with a scratch chain: keepNewest re-encodes what it keeps.
-    var scratch = chain.*;
     var off = offset;
     var page_size: u32 = 0;
     var db_size: u32 = 0;
     var pos: usize = 0;
+    var kept: usize = 0; // out[0..kept] holds each of its pages once
     var i: u64 = 0;
     while (i < count) : (i += 1) {
         const h = (try reader.next(off)) orelse {
@@ -37,9 +43,14 @@ pub fn framesRun(reader: *spool.Reader, offset: u64, count: u64, chain: *walfmt.
         }
         page_size = h.page_size;
         db_size = h.db_size;
-        try reader.frames(off, h, 0, h.n_pages, &scratch, out[pos..][0..size]);
+        // As stored: keepNewest checksums only what it keeps.
+        try reader.rawFrames(off, h, out[pos..][0..size]);
         pos += size;
         off += spool.record_size;
+        if (pos - kept > @max(kept, compact_min)) {
+            pos = try batch_pages.dropOlder(out[0..pos], page_size, 0);
+            kept = pos;
+        }
     }
     if (pos == 0) return 0;
     return batch_pages.keepNewest(out[0..pos], page_size, db_size, chain);

@@ -123,6 +123,50 @@ pub const Reader = struct {
         return error.Busy;
     }
 
+    /// The record's frames as stored (in the WAL, or its copy) into out,
+    /// whole: page numbers in their headers, checksums not recomputed. For
+    /// a batch, whose kept frames are re-encoded once duplicates are gone
+    /// (batch_pages.keepNewest): one read per record, and no checksum over
+    /// images that are about to be dropped. Busy as frames().
+    pub fn rawFrames(self: *Reader, offset: u64, h: Header, out: []u8) (Error || error{Busy})!void {
+        const len: usize = @intCast(h.entrySize());
+        if (out.len < len) return error.BufferTooSmall;
+        const entry = out[0..len];
+        for (0..2) |_| {
+            const mat = try readMat(self.fd, offset, h.seq);
+            if (mat.at != 0) {
+                self.copied = .{ .seq = h.seq, .end = mat.at - 1 + h.entrySize() };
+                return self.rawFromCopy(mat, h, entry);
+            }
+            if (try self.rawFromWal(h, entry)) return;
+        }
+        if (try self.walFile(h) == null) {
+            status.set("the pages of transaction {d} are gone: {s}; a new generation is needed", .{ h.seq, self.whyGone(h.seq, "the WAL was reset without the bottomless extension, or the side folder could not take its copy") });
+            return error.Corrupt;
+        }
+        return error.Busy;
+    }
+
+    fn rawFromWal(self: *Reader, h: Header, entry: []u8) Error!bool {
+        const wf = (try self.walFile(h)) orelse return false;
+        if (try fileio.preadAll(wf.fd, entry, wf.frameOffset(h.firstFrame())) != entry.len) return false;
+        // A restart after we looked at the header may have overwritten what
+        // we read: then the frames were copied out first; use the copy.
+        return try wf.unchanged();
+    }
+
+    fn rawFromCopy(self: *Reader, mat: Mat, h: Header, entry: []u8) Error!void {
+        const pages_fd = try fileio.open(Paths.z(&self.paths.pages), false, false);
+        defer fileio.close(pages_fd);
+        if (try fileio.preadAll(pages_fd, entry, mat.at - 1) != entry.len) return error.Corrupt;
+        var hash = PayloadHash.init(h.seq);
+        hash.update(entry);
+        if (hash.final() != mat.hash) {
+            status.set("the copied pages of transaction {d} {s}; a new generation is needed", .{ h.seq, self.whyGone(h.seq, "fail their checksum") });
+            return error.Corrupt;
+        }
+    }
+
     /// Why the pages of record `seq` cannot be read: dropped at the size
     /// limit (the seal says so), else `otherwise`.
     fn whyGone(self: *Reader, seq: u64, otherwise: []const u8) []const u8 {

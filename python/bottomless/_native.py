@@ -120,6 +120,10 @@ class Native:
         with open(self.header) as f:
             self.ffi.cdef(cdef_source(f.read()))
         self.lib: Any = self.ffi.dlopen(self.path)
+        # Scratch the native side fills whole: zeroing it first (as
+        # bytearray() and ffi.new() do, holding the GIL) would touch tens of
+        # MiB a batch for nothing, while an in-process application waits.
+        self._unzeroed = self.ffi.new_allocator(should_clear_after_alloc=False)
 
     # -- plumbing ---------------------------------------------------------
     def last_error(self) -> str:
@@ -213,18 +217,19 @@ class Native:
         continuing ``chain``, in one call written straight into the returned
         buffer (no per-record call or copy under the GIL); None on BUSY."""
         size = sum(rec.n_pages * frame_size(rec.page_size) for rec in records)
-        out = bytearray(size)
-        buf = self.ffi.from_buffer("uint8_t[]", out, require_writable=True)
+        buf = self._unzeroed("uint8_t[]", size)
         written = self.ffi.new("size_t *")
         c = self.chain_in(chain)
         code = self.check(
             self.lib.bottomless_spool_frames_run(handle, records[0].offset, len(records), c, buf, size, written),
             f"reading the pages of transactions {records[0].seq}-{records[-1].seq}",
         )
-        self.ffi.release(buf)  # the export must end before the buffer shrinks
         if code == self.lib.BOTTOMLESS_BUSY:
             return None
-        del out[int(written[0]) :]  # each page once: fewer frames than the records hold
+        # Each page once: fewer frames than the records hold, so the copy
+        # out is a fraction of the scratch, which is freed here.
+        out = bytearray(self.ffi.buffer(buf, int(written[0])))
+        self.ffi.release(buf)
         return out, self.chain_out(c)
 
     def spool_seq_at(self, handle: Any, salt1: int, salt2: int, mx_frame: int, before_seq: int) -> int | None:
