@@ -114,8 +114,13 @@ pub const Reader = struct {
             }
             if (try self.framesFromWal(h, first, count, chain, out)) return;
         }
-        // Not in the WAL (any more) and not copied: the WAL was reset by
-        // something that bypassed the extension, or is being rewritten now.
+        return self.notFound(h);
+    }
+
+    /// Not in the WAL (any more) and not copied: the WAL was reset by
+    /// something that bypassed the extension (Corrupt), or is being
+    /// rewritten now (Busy).
+    fn notFound(self: *Reader, h: Header) (Error || error{Busy}) {
         if (try self.walFile(h) == null) {
             status.set("the pages of transaction {d} are gone: {s}; a new generation is needed", .{ h.seq, self.whyGone(h.seq, "the WAL was reset without the bottomless extension, or the side folder could not take its copy") });
             return error.Corrupt;
@@ -140,11 +145,7 @@ pub const Reader = struct {
             }
             if (try self.rawFromWal(h, entry)) return;
         }
-        if (try self.walFile(h) == null) {
-            status.set("the pages of transaction {d} are gone: {s}; a new generation is needed", .{ h.seq, self.whyGone(h.seq, "the WAL was reset without the bottomless extension, or the side folder could not take its copy") });
-            return error.Corrupt;
-        }
-        return error.Busy;
+        return self.notFound(h);
     }
 
     fn rawFromWal(self: *Reader, h: Header, entry: []u8) Error!bool {
