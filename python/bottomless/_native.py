@@ -212,7 +212,7 @@ class Native:
             return None
         return bytes(self.ffi.buffer(buf, size)), self.chain_out(c)
 
-    def spool_frames_run(self, handle: Any, records: list[Record], chain: Chain) -> tuple[bytearray, Chain] | None:
+    def spool_frames_run(self, handle: Any, records: list[Record], chain: Chain) -> tuple[memoryview, Chain] | None:
         """All pages of ``records`` (consecutive in the spool) as WAL frames
         continuing ``chain``, in one call written straight into the returned
         buffer (no per-record call or copy under the GIL); None on BUSY."""
@@ -226,11 +226,10 @@ class Native:
         )
         if code == self.lib.BOTTOMLESS_BUSY:
             return None
-        # Each page once: fewer frames than the records hold, so the copy
-        # out is a fraction of the scratch, which is freed here.
-        out = bytearray(self.ffi.buffer(buf, int(written[0])))
-        self.ffi.release(buf)
-        return out, self.chain_out(c)
+        # The kept frames where the core left them: a view that keeps the
+        # scratch alive (of which only what was written is resident), not
+        # a copy of tens of MiB made holding the GIL.
+        return memoryview(self.ffi.buffer(buf, int(written[0]))), self.chain_out(c)
 
     def spool_seq_at(self, handle: Any, salt1: int, salt2: int, mx_frame: int, before_seq: int) -> int | None:
         """bottomless_spool_seq_at; None on BUSY (the spool cannot say yet)."""

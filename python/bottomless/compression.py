@@ -23,7 +23,7 @@ FILE_CHUNK = 1 << 20
 BATCH_ZSTD_LEVEL = 1
 
 
-def compress(data: bytes | bytearray, codec: str, level: int | None = None) -> bytes:
+def compress(data: bytes | bytearray | memoryview, codec: str, level: int | None = None) -> bytes:
     if codec == "zstd":
         return zstandard.ZstdCompressor(level=BATCH_ZSTD_LEVEL if level is None else level).compress(data)
     if codec == "gz":

@@ -28,7 +28,7 @@ class MergeRun:
     parts: list[bytes] = field(default_factory=list)
     size: int = 0
 
-    def add(self, first: int, last: int, unix_secs: int, frames: bytes | bytearray) -> bool:
+    def add(self, first: int, last: int, unix_secs: int, frames: bytes | bytearray | memoryview) -> bool:
         """Take a shipped batch; True when the run should be merged now."""
         if len(frames) > SMALL_BYTES:
             self.clear()

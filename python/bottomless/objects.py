@@ -31,7 +31,7 @@ class ObjectError(LayoutError):
     """An object's body cannot be decoded (damaged, encrypted without a key, wrong key)."""
 
 
-def encode_body(data: bytes | bytearray, codec: str, key: str, cipher: Cipher | None) -> bytes:
+def encode_body(data: bytes | bytearray | memoryview, codec: str, key: str, cipher: Cipher | None) -> bytes:
     """The body stored under ``key``: ``data`` compressed, then encrypted with a key."""
     body = compress(data, codec)
     return cipher.encrypt(body, key) if cipher is not None else body

@@ -60,7 +60,7 @@ class _Batch:
     records: int
     frames: int
     first: int
-    raw: bytes | bytearray  # the uncompressed frames, for merging
+    raw: bytes | bytearray | memoryview  # the uncompressed frames, for merging
 
 
 class Shipper:

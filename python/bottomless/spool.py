@@ -97,7 +97,7 @@ class Spool:
             time.sleep(0.001 * (attempt + 1))
         raise NativeError(self.native.lib.BOTTOMLESS_BUSY, f"the WAL frames of transaction {rec.seq} stayed unreadable")
 
-    def frames_run(self, records: list[Record], chain: Chain) -> tuple[bytearray, Chain]:
+    def frames_run(self, records: list[Record], chain: Chain) -> tuple[memoryview, Chain]:
         """All pages of ``records`` (consecutive in the spool) as WAL frames
         continuing ``chain``: one native call for a whole batch."""
         for attempt in range(BUSY_RETRIES):
