@@ -52,7 +52,7 @@ from bottomless.lock import is_locked
 from bottomless.restore_marker import forget_restore
 from bottomless.s3 import S3Store
 from bottomless.shipping import Restart, Shipper
-from bottomless.side_files import SideFolder
+from bottomless.side_files import PAGES, SideFolder
 from bottomless.snapshot import reconcile_spool
 from bottomless.snapshot_request import clear_snapshot_request, snapshot_requested
 from bottomless.spool import Spool
@@ -64,6 +64,17 @@ from bottomless.target import Target
 log = logging.getLogger(__name__)
 
 POLL_SECS = 0.05
+# A writer that outruns the batch interval makes SQLite reuse the WAL before
+# the frames are shipped, so the capture copies them into the side folder
+# (`pages`): at 10,000 small transactions a second, about 200 MB in one 1 s
+# interval, near the folder's default cap, past which history is dropped for
+# a new snapshot. So while a batch is pending the loop looks every
+# COPIES_CHECK_SECS (a stat of one file, no request) and ships as soon as
+# the copies pass SHIP_COPIES_BYTES, not at the next grid point. A writer
+# that stays inside the WAL makes no copies and its batches keep to the
+# grid. The fleet schedules on ``due_in`` alone and does not look early.
+COPIES_CHECK_SECS = 0.1
+SHIP_COPIES_BYTES = 16 << 20
 LOCK_POLL_SECS = 0.1
 BUSY_RETRY_SECS = 0.2
 ORPHAN_GIVE_UP_SECS = 600
@@ -225,13 +236,19 @@ class Replicator:
             # From the oldest unshipped commit, not from when this round
             # noticed it: the interval is a promise about commits.
             self._first_pending = now - self.shipper.oldest_pending_age(self.config.batch_interval_secs)
-        due = self._first_pending is not None and (now >= self._clock.due(self._first_pending) or self._wake.is_set())
-        if due or self._snapshot_requested:
+        on_time = self._first_pending is not None and (
+            now >= self._clock.due(self._first_pending) or self._wake.is_set()
+        )
+        copies = self._copied_bytes() if pending else 0
+        early = pending and not on_time and copies >= SHIP_COPIES_BYTES
+        if on_time or early or self._snapshot_requested:
             try:
                 self.ship()
             except Exception as exc:
                 return self._failed("shipping", exc)
-            if self._first_pending is not None:
+            if self._first_pending is not None and not early:
+                # An early batch takes no grid slot: the next commit's
+                # promise (the next grid point) stays where it was.
                 self._clock.shipped(self._first_pending, time.monotonic() - now)
             self._health.clear()
             self._backoff = 0.0
@@ -246,8 +263,15 @@ class Replicator:
         if self._first_pending is not None:
             # Asleep until the batch is due: flush() and stop wake it sooner.
             due_in = max(0.0, self._clock.due(self._first_pending) - time.monotonic())
-            return Step(wait=due_in, due_in=due_in)
+            return Step(wait=min(due_in, COPIES_CHECK_SECS), due_in=due_in)
         return Step(idle=True)
+
+    def _copied_bytes(self) -> int:
+        """Disk the side folder's copies of unshipped frames take (0: none)."""
+        try:
+            return self.side.file(PAGES).stat().st_blocks * 512
+        except FileNotFoundError:
+            return 0
 
     # ---- error policy ----------------------------------------------------------
     def _failed(self, doing: str, exc: Exception) -> Step:
