@@ -28,15 +28,15 @@ import os
 import random
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from compare import WORKLOADS, burst
-from s3bench import library_description, table
+from s3bench import alternating, child_json, library_description, table, trees
 
 HERE = Path(__file__).resolve().parent
 
@@ -90,14 +90,6 @@ def read_all(db: str, batch_frames: int) -> dict[str, float | int | str]:
     }
 
 
-def in_child(tree: Path, db: Path, batch_frames: int) -> dict[str, float | int | str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree / "python"), str(HERE)])}
-    cmd = [sys.executable, str(HERE / "batch_frames.py"), "--child", str(db), str(batch_frames)]
-    out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
-    result: dict[str, float | int | str] = json.loads(out.splitlines()[-1])
-    return result
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="CPU per raw frame to build batches from a spool")
     p.add_argument("--workload", default="oltp", choices=[w.name for w in WORKLOADS])
@@ -117,18 +109,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The spool is never shipped; at close its copy would pass the side
     # folder's cap and say so. Nothing here needs that history afterwards.
     os.environ.setdefault("LIBSQL_BOTTOMLESS_SPOOL_MAX_BYTES", str(1 << 40))
-    trees = {"this tree": HERE.parent}
-    if args.before is not None:
-        trees["before"] = args.before.resolve()
+    checkouts = trees(args.before)
     with tempfile.TemporaryDirectory(prefix="bottomless-batch-frames-") as tmp:
         db = Path(tmp) / "db.sqlite"
         conn = write_spool(db, args.workload, args.txs)
         try:
             print(f"library: {library_description()}; {args.workload}, {args.txs} transactions")
-            results: dict[str, list[dict[str, float | int | str]]] = {name: [] for name in trees}
+            results: dict[str, list[dict[str, Any]]] = {name: [] for name in checkouts}
             for n in range(args.rounds):
-                for name in list(trees) if n % 2 == 0 else list(trees)[::-1]:
-                    results[name].append(in_child(trees[name], db, args.batch_frames))
+                for name in alternating(list(checkouts), n):
+                    result, _ = child_json(checkouts[name], HERE / "batch_frames.py", [str(db), str(args.batch_frames)])
+                    results[name].append(result)
         finally:
             conn.close()
     base = statistics.median(float(r["us_per_frame"]) for r in results["this tree"])

@@ -425,3 +425,30 @@ if __name__ == "__main__":
     if sys.argv[1:] != ["serve"]:
         raise SystemExit("usage: s3bench.py serve   (the benchmarks start it themselves)")
     serve()
+
+
+# ---- this tree against --before ------------------------------------------------
+def trees(before: Path | None) -> dict[str, Path]:
+    """The checkouts a side-by-side benchmark runs: this one, and ``--before``'s."""
+    out = {"this tree": Path(__file__).resolve().parent.parent}
+    if before is not None:
+        out["before"] = before.resolve()
+    return out
+
+
+def alternating(names: Sequence[str], round_no: int) -> list[str]:
+    """The order of one round: reversed every other round, so neither tree
+    always runs first on a warm (or a busy) machine."""
+    return list(names) if round_no % 2 == 0 else list(names)[::-1]
+
+
+def child_json(tree: Path, script: Path, args: Sequence[str]) -> tuple[dict[str, Any], str]:
+    """``script --child ARGS`` in a fresh interpreter on ``tree``'s python/
+    and native library (two builds of the extension cannot share a process):
+    its last line of output as JSON, and what it wrote to stderr."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree / "python"), str(script.parent)])}
+    proc = subprocess.run([sys.executable, str(script), "--child", *args], env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"{script.name} on {tree} exited {proc.returncode}:\n{proc.stderr[-4000:]}")
+    result: dict[str, Any] = json.loads(proc.stdout.splitlines()[-1])
+    return result, proc.stderr

@@ -33,9 +33,10 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from compare import WORKLOADS, burst
-from s3bench import S3Server, table
+from s3bench import S3Server, alternating, child_json, table, trees
 
 HERE = Path(__file__).resolve().parent
 BUCKET = "sustained"
@@ -105,15 +106,6 @@ def one_round(work: Path, endpoint: str, workload: str, txs: int, tag: str) -> d
     }
 
 
-def in_child(tree: Path, work: Path, endpoint: str, workload: str, txs: int, tag: str) -> dict[str, float | int]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree / "python"), str(HERE)])}
-    cmd = [sys.executable, str(HERE / "sustained.py"), "--child", str(work), endpoint, workload, str(txs), tag]
-    proc = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
-    result: dict[str, float | int] = json.loads(proc.stdout.splitlines()[-1])
-    result["dropped"] = int(DROPPED in proc.stderr)
-    return result
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="a separate replicator under a sustained writer")
     p.add_argument("--workload", default="oltp", choices=[w.name for w in WORKLOADS])
@@ -130,19 +122,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         work, endpoint, workload, txs, tag = args.child
         print(json.dumps(one_round(Path(work), endpoint, workload, int(txs), tag)))
         return 0
-    trees = {"this tree": HERE.parent}
-    if args.before is not None:
-        trees["before"] = args.before.resolve()
-    results: dict[str, list[dict[str, float | int]]] = {name: [] for name in trees}
+    checkouts = trees(args.before)
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in checkouts}
     with tempfile.TemporaryDirectory(prefix="bottomless-sustained-") as tmp, S3Server() as server:
         from bottomless.s3 import S3Store
 
         S3Store(server.endpoint, BUCKET).ensure_bucket()
         print(f"{args.workload}, {args.txs} transactions a round; moto in a child process; synchronous=NORMAL")
         for n in range(args.rounds):
-            for name in list(trees) if n % 2 == 0 else list(trees)[::-1]:
+            for name in alternating(list(checkouts), n):
                 tag = f"{'after' if name == 'this tree' else 'before'}-{n}"
-                r = in_child(trees[name], Path(tmp), server.endpoint, args.workload, args.txs, tag)
+                r, stderr = child_json(checkouts[name], HERE / "sustained.py",
+                                       [tmp, server.endpoint, args.workload, str(args.txs), tag])  # fmt: skip
+                r["dropped"] = int(DROPPED in stderr)
                 results[name].append(r)
                 print(f"  round {n + 1}, {name}: {r['tps']:,.0f} tx/s, replicator {r['replicator_cpu']:.2f} s CPU, "
                       f"{r['batches']} batches, {r['generations']} generation(s)"
@@ -150,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = []
     for name, runs in results.items():
 
-        def med(key: str, runs: list[dict[str, float | int]] = runs) -> float:
+        def med(key: str, runs: list[dict[str, Any]] = runs) -> float:
             return statistics.median(float(r[key]) for r in runs)
 
         rows.append([

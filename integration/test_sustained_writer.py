@@ -30,7 +30,7 @@ from bottomless.sqlite_vfs import register_python_sqlite
 from conftest import dump, integrity, run_cli
 from test_autostart import wait_shipped
 
-TXNS = 60000
+TXNS = 60000  # at the side folder's default cap, about one interval of this writer's copies
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("BOTTOMLESS_SOAK", "") in ("", "0"),
@@ -39,7 +39,6 @@ pytestmark = pytest.mark.skipif(
 
 
 def test_a_writer_faster_than_the_interval_keeps_one_generation(tmp_path: Path, cli_env: dict[str, str]) -> None:
-    env = cli_env  # the side folder's default cap: about one interval of this writer's copies
     db = tmp_path / "busy.db"
     register_python_sqlite()
     conn = sqlite3.connect(f"file:{db}?vfs=bottomless", uri=True, isolation_level=None)
@@ -51,7 +50,7 @@ def test_a_writer_faster_than_the_interval_keeps_one_generation(tmp_path: Path, 
     with log.open("w") as out:
         replicator = subprocess.Popen(
             [sys.executable, "-m", "bottomless_cli", "-d", str(db), "replicate"],
-            env={**env, "BOTTOMLESS_LOG": "info"}, stdout=out, stderr=out,
+            env={**cli_env, "BOTTOMLESS_LOG": "info"}, stdout=out, stderr=out,
         )  # fmt: skip
     try:
         side = SideFolder.of(str(db))
@@ -65,7 +64,7 @@ def test_a_writer_faster_than_the_interval_keeps_one_generation(tmp_path: Path, 
             conn.execute("INSERT INTO t(k, v) VALUES (?, ?)", (rng.randrange(10_000), f"{i:08d}" * 8))
             conn.execute("UPDATE t SET v = ? WHERE id = ?", (f"u{i}", rng.randrange(1, i + 2)))
             conn.execute("COMMIT")
-        replicator.send_signal(subprocess.signal.SIGTERM)  # ships what is left, then exits
+        replicator.terminate()  # SIGTERM: ships what is left, then exits
         replicator.wait(120)
     finally:
         if replicator.poll() is None:
@@ -73,9 +72,9 @@ def test_a_writer_faster_than_the_interval_keeps_one_generation(tmp_path: Path, 
     wait_shipped(db)
     conn.close()
 
-    generations = run_cli(env, "-d", db.name, "ls").stdout.split()
+    generations = run_cli(cli_env, "-d", db.name, "ls").stdout.split()
     assert len(generations) == 1, f"history was dropped for new snapshots: {generations}\n{log.read_text()}"
     out = tmp_path / "restored.db"
-    run_cli(env, "-d", db.name, "restore", "-o", str(out))
+    run_cli(cli_env, "-d", db.name, "restore", "-o", str(out))
     assert integrity(out) == "ok"
     assert dump(out) == dump(db)

@@ -9,6 +9,10 @@ const batch_pages = @import("batch_pages.zig");
 const status = @import("status.zig");
 const Error = status.Error;
 
+/// Bytes read before the first compaction: below this, a batch is read
+/// whole and compacted once, as small batches always were.
+const compact_min = 1 << 20;
+
 /// Encodes the pages of the `count` records starting at `offset` (all of
 /// one page size) as one transaction of WAL frames continuing `chain`, each
 /// page once in its newest image, back to back in `out`; returns bytes
@@ -19,10 +23,6 @@ const Error = status.Error;
 /// scratch that is not written is never paged in.
 /// On Busy (the WAL is being rewritten) `chain` is left as it was, so the
 /// caller can simply call again.
-/// Frames read before the first compaction: below this, a batch is read
-/// whole and compacted once, as small batches always were.
-const compact_min = 1 << 20;
-
 pub fn framesRun(reader: *spool.Reader, offset: u64, count: u64, chain: *walfmt.Chain, out: []u8) (Error || error{Busy})!usize {
     var off = offset;
     var page_size: u32 = 0;

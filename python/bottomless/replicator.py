@@ -261,7 +261,8 @@ class Replicator:
             # flush() with nothing to ship: nothing left to hurry.
             self._wake.clear()
         if self._first_pending is not None:
-            # Asleep until the batch is due: flush() and stop wake it sooner.
+            # Asleep until the batch is due (looking at the copies meanwhile):
+            # flush() and stop wake it sooner.
             due_in = max(0.0, self._clock.due(self._first_pending) - time.monotonic())
             return Step(wait=min(due_in, COPIES_CHECK_SECS), due_in=due_in)
         return Step(idle=True)
