@@ -8,6 +8,8 @@ S3 endpoint and, at configurable rates, instead:
 - forwards the request (so it takes effect upstream), then sends the
   response headers and only half of the body and drops the connection (or,
   for an answer without a body, drops the connection without answering);
+- forwards the next ``lose_answers`` PUTs and drops each connection
+  without an answer: the write took effect, its client never hears it;
 - during an outage (``outage = True``) closes every connection at once
   without an answer, as an unreachable server would.
 
@@ -67,6 +69,7 @@ class Faults:
     outage: bool = False
     # Drop the first GET of every object key mid-body (then serve it normally).
     drop_first_gets: bool = False
+    lose_answers: int = 0  # the next PUTs to forward without answering
     conditional: str = "pass"
     conditional_headers: tuple[str, ...] = ("if-none-match", "if-match")
     multi_delete: str = "pass"
@@ -202,6 +205,11 @@ class FaultProxy:
                     with proxy._lock:
                         if self.path not in proxy._gets_seen:
                             proxy._gets_seen.add(self.path)
+                            kind = "drop"
+                if kind == "ok" and self.command == "PUT":
+                    with proxy._lock:
+                        if proxy.faults.lose_answers > 0:
+                            proxy.faults.lose_answers -= 1
                             kind = "drop"
                 proxy.count(kind)
                 if kind == "refused":

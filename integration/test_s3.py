@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from bottomless.errors import BadCredentials, EndpointUnreachable, NoSuchBucket, NoSuchObject
-from bottomless.s3 import RetryPolicy, S3Store
+from bottomless.s3 import EXPECT_CONTINUE_BYTES, RetryPolicy, S3Store
 
 # Depends on how the S3 server behaves: `.ci/s3rver -m s3_server` runs these against s3rver.
 pytestmark = pytest.mark.s3_server
@@ -58,6 +58,21 @@ def test_request_counter(store: S3Store) -> None:
     }
 
 
+@pytest.mark.parametrize("size", [5, EXPECT_CONTINUE_BYTES + 1], ids=["straight", "put_object"])
+def test_put_stores_bytes_and_metadata_and_returns_the_etag(store: S3Store, size: int) -> None:
+    """Small bodies take the direct path (s3_direct.py), large ones
+    put_object: a reader cannot tell them apart."""
+    body = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    key = f"db-z/a key with spaces+plus~tilde/{size}"
+    base = store.stats.snapshot()["PUT"]
+    etag = store.put(key, body, {"bottomless-key-id": "k1"}, if_none_match=True)
+    assert store.stats.snapshot()["PUT"] - base == 1
+    response = store.client.head_object(Bucket=store.bucket, Key=key)
+    assert response["Metadata"] == {"bottomless-key-id": "k1"}
+    assert etag and response["ETag"] == etag
+    assert store.get(key) == body
+
+
 def test_missing_bucket_says_what_to_do(s3_endpoint: str) -> None:
     missing = S3Store(s3_endpoint, "no-such-bucket-here")
     with pytest.raises(NoSuchBucket, match="'no-such-bucket-here' does not exist.*create it"):
@@ -86,3 +101,5 @@ def test_missing_credentials_are_reported(s3_endpoint: str, monkeypatch: pytest.
     store = S3Store(s3_endpoint, "bucket")
     with pytest.raises(BadCredentials, match="AWS_ACCESS_KEY_ID"):
         store.check_bucket()
+    with pytest.raises(BadCredentials, match="AWS_ACCESS_KEY_ID"):
+        store.put("k", b"small")  # the direct path too

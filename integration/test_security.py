@@ -13,7 +13,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import botocore.exceptions
 import pytest
 import zstandard
 
@@ -29,6 +28,7 @@ from bottomless.restore_marker import mark_restored
 from bottomless.s3 import PreconditionFailed, RetryPolicy, S3Store
 from bottomless.server_features import ServerFeatures
 from conftest import read_rows, refused_without_conditional_writes, run_cli
+from faultproxy import FaultProxy
 
 # Depends on how the S3 server behaves: `.ci/s3rver -m s3_server` runs these against s3rver.
 pytestmark = pytest.mark.s3_server
@@ -185,43 +185,25 @@ def test_write_once_objects_refuse_other_content(
     assert store.get(key) == b"one"
 
 
-class _LoseFirstAnswer:
-    """Wraps a client: the first put_object reaches the server, then its
-    answer is 'lost' (a connection error), so S3Store retries."""
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-        self.lost = 0
-
-    def put_object(self, **kwargs: Any) -> Any:
-        response = self._client.put_object(**kwargs)
-        if self.lost == 0:
-            self.lost += 1
-            raise botocore.exceptions.ConnectionClosedError(endpoint_url="http://lost")
-        return response
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
-
-
 def test_retried_conditional_put_after_a_lost_answer_succeeds(
     s3_endpoint: str, store: S3Store, server: ServerFeatures, fencing_env: dict[str, str], tmp_path: Path
 ) -> None:
+    """A conditional PUT that took effect but whose answer the network lost
+    is retried, meets its own object, and counts as written."""
     if refused_without_conditional_writes(server, fencing_env, tmp_path):
         return
-    flaky = S3Store(s3_endpoint, store.bucket, retry=RetryPolicy(attempts=3, base_delay=0.01))
-    wrapper = _LoseFirstAnswer(flaky.client)
-    flaky.client = wrapper
-    flaky.put("db-y/000000000001-000000000002-1.zstd", b"batch", if_none_match=True)
-    assert wrapper.lost == 1
-    assert store.get("db-y/000000000001-000000000002-1.zstd") == b"batch"
+    with FaultProxy(s3_endpoint) as proxy:
+        flaky = S3Store(proxy.endpoint, store.bucket, retry=RetryPolicy(attempts=3, base_delay=0.01))
+        proxy.faults.lose_answers = 1
+        flaky.put("db-y/000000000001-000000000002-1.zstd", b"batch", if_none_match=True)
+        assert proxy.counts["drop"] == 1 and proxy.faults.lose_answers == 0
+        assert store.get("db-y/000000000001-000000000002-1.zstd") == b"batch"
 
-    lease = Lease(flaky, "leased.db", "/somewhere/leased.db", ttl=60)
-    wrapper.lost = 1
-    lease.acquire()
-    wrapper.lost = 0
-    lease.renew()  # the renewal lands, its answer is lost, the retry gets 412: still ours
-    assert wrapper.lost == 1 and lease.held
+        lease = Lease(flaky, "leased.db", "/somewhere/leased.db", ttl=60)
+        lease.acquire()
+        proxy.faults.lose_answers = 1
+        lease.renew()  # the renewal lands, its answer is lost, the retry gets 412: still ours
+        assert proxy.counts["drop"] == 2 and lease.held
     stored = LeaseInfo.parse(store.get(layout.lease_key("leased.db")))
     assert stored is not None and stored.owner == lease.owner
 

@@ -27,6 +27,7 @@ from bottomless.errors import (
     NoSuchObject,
     S3Error,
 )
+from bottomless.s3_direct import DirectPut
 
 S3Client = Any  # mypy_boto3_s3.S3Client when the stubs are installed
 
@@ -250,6 +251,7 @@ class S3Store:
         # False once the server refused a multi-object delete (or its probe said so).
         self.multi_delete = True
         self.client.meta.events.register("before-send.s3", self._count)
+        self._direct = DirectPut.of(self.client, bucket)
         self.client.meta.events.register("before-sign.s3.DeleteObjects", _add_content_md5)
 
     def _count(self, event_name: str = "", **_: Any) -> None:
@@ -392,19 +394,34 @@ class S3Store:
         answer was lost, then retried) that counts as success; otherwise
         PreconditionFailed. ``if_match``: replace only the version with this
         ETag, else PreconditionFailed (the caller decides what it means)."""
-        args: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "Body": data, "Metadata": metadata or {}}
-        if if_none_match:
-            args["IfNoneMatch"] = "*"
-        if if_match is not None:
-            args["IfMatch"] = if_match
+        send = partial(self._put, key, data, metadata or {}, if_none_match, if_match)
         try:
-            response = self._call(f"PUT {key}", lambda: self.client.put_object(**args), key)
+            etag = self._call(f"PUT {key}", send, key)
         except PreconditionFailed:
             if not if_none_match:
                 raise
             return self._same_object(key, lambda: data)
         self._uploaded(key, len(data))
-        return str(response.get("ETag", ""))
+        return etag
+
+    def _put(self, key: str, data: bytes, metadata: dict[str, str], if_none_match: bool, if_match: str | None) -> str:
+        """One attempt of put(): a small body straight through the client's
+        signer and pool (s3_direct.py), anything else through put_object."""
+        direct = self._direct
+        if direct is not None and len(data) < EXPECT_CONTINUE_BYTES:
+            headers = {f"x-amz-meta-{name}": value for name, value in metadata.items()}
+            if if_none_match:
+                headers["If-None-Match"] = "*"
+            if if_match is not None:
+                headers["If-Match"] = if_match
+            self._count("before-send.s3.PutObject")
+            return direct.put(key, data, headers)
+        args: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "Body": data, "Metadata": metadata}
+        if if_none_match:
+            args["IfNoneMatch"] = "*"
+        if if_match is not None:
+            args["IfMatch"] = if_match
+        return str(self.client.put_object(**args).get("ETag", ""))
 
     def _same_object(self, key: str, expected: Callable[[], bytes]) -> str:
         """After If-None-Match failed: the stored object's ETag when it holds
