@@ -93,6 +93,10 @@ class Fleet:
     _rescan_at: float = 0.0
     _reload: Callable[[], Sources] | None = None
     _reload_requested: bool = False
+    # When the waiting scheduler looks at the heap next (-inf: it is not
+    # waiting, so it looks before it waits): a round due later needs no
+    # wake-up, and most rounds end by scheduling the next one later.
+    _wake_at: float = float("-inf")
 
     def __post_init__(self) -> None:
         self._attribution = RoundAttribution()
@@ -213,7 +217,12 @@ class Fleet:
                             m.dirty = False
                             self._pool.submit(self._round, m)
                     next_at = min(self._rescan_at, self._heap[0][0] if self._heap else self._rescan_at)
-                    self._cond.wait(max(0.0, min(next_at - time.monotonic(), SCHEDULER_MAX_SLEEP_SECS)))
+                    timeout = max(0.0, min(next_at - time.monotonic(), SCHEDULER_MAX_SLEEP_SECS))
+                    self._wake_at = time.monotonic() + timeout
+                    try:
+                        self._cond.wait(timeout)
+                    finally:
+                        self._wake_at = float("-inf")
         finally:
             self._shutdown()
 
@@ -222,7 +231,8 @@ class Fleet:
         m.idle = False
         m.due = time.monotonic() + delay
         heapq.heappush(self._heap, (m.due, next(self._counter), m))
-        self._cond.notify()
+        if m.due < self._wake_at:
+            self._cond.notify()
 
     def _round(self, m: Member) -> None:
         """One step() of one database, on a pool thread."""
