@@ -40,6 +40,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from compare import WORKLOADS, Workload, burst
@@ -120,7 +121,32 @@ def connect(db: Path, cfg: Config) -> Iterator[sqlite3.Connection]:
 OPENERS = {"plain": plain, "vfs": vfs, "vfs+cli": vfs_cli, "connect": connect}
 
 
-def one_round(work: Path, endpoint: str, setup: str, w: Workload, count: int, n: int, tag: str = "") -> float:
+@dataclass(frozen=True)
+class Round:
+    """One burst, and where the writing thread's wall time went."""
+
+    tps: float
+    wall: float  # seconds of the burst
+    cpu: float  # the writing thread on a CPU
+    runq: float  # the writing thread runnable but waiting for a CPU (another process or thread had it)
+
+    @property
+    def blocked(self) -> float:
+        """Neither: asleep on I/O, a lock or the GIL."""
+        return max(0.0, self.wall - self.cpu - self.runq)
+
+
+def _schedstat() -> tuple[float, float]:
+    """(on-CPU, waiting-for-CPU) seconds of the calling thread so far (Linux)."""
+    try:
+        with open("/proc/thread-self/schedstat") as f:
+            on_cpu, waiting = f.read().split()[:2]
+    except OSError:
+        return float("nan"), float("nan")
+    return int(on_cpu) / 1e9, int(waiting) / 1e9
+
+
+def one_round(work: Path, endpoint: str, setup: str, w: Workload, count: int, n: int, tag: str = "") -> Round:
     folder = work / f"{setup}{tag}-{w.name}-{n}"
     folder.mkdir()
     db = folder / "db.sqlite"
@@ -128,7 +154,12 @@ def one_round(work: Path, endpoint: str, setup: str, w: Workload, count: int, n:
     with OPENERS[setup](db, cfg) as conn:
         conn.execute("PRAGMA synchronous=NORMAL")
         w.setup(conn)
-        return burst(conn, w, random.Random(1), count)
+        cpu0, runq0 = _schedstat()
+        t0 = time.perf_counter()
+        tps = burst(conn, w, random.Random(1), count)
+        wall = time.perf_counter() - t0
+        cpu1, runq1 = _schedstat()
+        return Round(tps, wall, cpu1 - cpu0, runq1 - runq0)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -152,7 +183,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 BEFORE = "@before"
-Runner = Callable[[str, Workload, int, int], float]
+Runner = Callable[[str, Workload, int, int], Round]
 
 
 def in_process(work: Path, endpoint: str) -> Runner:
@@ -163,14 +194,15 @@ def in_children(work: Path, endpoint: str, before: Path) -> Runner:
     """Every round in a fresh interpreter, on this tree's library or --before's."""
     here = Path(__file__).resolve().parent
 
-    def run(setup: str, w: Workload, count: int, n: int) -> float:
+    def run(setup: str, w: Workload, count: int, n: int) -> Round:
         old = setup.endswith(BEFORE)
         tree = before if old else here.parent
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree / "python"), str(here)])}
         cmd = [sys.executable, str(here / "overhead.py"), "--child", setup.removesuffix(BEFORE), w.name, str(count),
                str(n), endpoint, str(work), "before" if old else "after"]  # fmt: skip
         out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
-        return float(json.loads(out.splitlines()[-1])["tps"])
+        fields = json.loads(out.splitlines()[-1])
+        return Round(fields["tps"], fields["wall"], fields["cpu"], fields["runq"])
 
     return run
 
@@ -178,8 +210,9 @@ def in_children(work: Path, endpoint: str, before: Path) -> Runner:
 def child(args: list[str]) -> int:
     setup, wname, count, n, endpoint, work, tag = args
     w = next(x for x in WORKLOADS if x.name == wname)
-    tps = one_round(Path(work), endpoint, setup, w, int(count), int(n), f"-{tag}")
-    print(json.dumps({"tps": tps, "library": library_description() if setup != "plain" else None}))
+    r = one_round(Path(work), endpoint, setup, w, int(count), int(n), f"-{tag}")
+    library = library_description() if setup != "plain" else None
+    print(json.dumps({"tps": r.tps, "wall": r.wall, "cpu": r.cpu, "runq": r.runq, "library": library}))
     return 0
 
 
@@ -208,22 +241,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         raw: dict[str, dict[str, list[float]]] = {}
         for w in workloads:
             count = int(w.burst_txs * args.scale)
-            tps: dict[str, list[float]] = {s: [] for s in setups}
+            rounds: dict[str, list[Round]] = {s: [] for s in setups}
             for n in range(args.rounds):
                 order = setups if n % 2 == 0 else setups[::-1]
                 for s in order:
-                    tps[s].append(run(s, w, count, n))
-                print(f"  {w.name} round {n + 1}: " + ", ".join(f"{s} {tps[s][-1]:,.0f}" for s in setups),
+                    rounds[s].append(run(s, w, count, n))
+                print(f"  {w.name} round {n + 1}: " + ", ".join(f"{s} {rounds[s][-1].tps:,.0f}" for s in setups),
                       file=sys.stderr, flush=True)  # fmt: skip
-            raw[w.name] = tps
-            base = statistics.median(tps["plain"])
+            raw[w.name] = {s: [r.tps for r in rs] for s, rs in rounds.items()}
+            base = statistics.median(r.tps for r in rounds["plain"])
             for s in setups:
-                med = statistics.median(tps[s])
-                rows.append([w.name, s, f"{count}", f"{med:,.0f}", f"{med / base:.3f}"])
+                med = statistics.median(r.tps for r in rounds[s])
+                rows.append([w.name, s, f"{count}", f"{med:,.0f}", f"{med / base:.3f}", *_where(rounds[s])])
     if args.json is not None:
         args.json.write_text(json.dumps(raw))
-    print(table(["workload", "setup", "txs/round", f"tx/s (median of {args.rounds})", "of plain"], rows))
+    head = ["workload", "setup", "txs/round", f"tx/s (median of {args.rounds})", "of plain"]
+    print(table([*head, "writer on CPU s", "waiting for a CPU s", "blocked s"], rows))
+    print("(the writing thread's time in the burst, medians: on a CPU, runnable while another process or thread "
+          "had the CPU, and asleep on I/O, a lock or the GIL)")  # fmt: skip
     return 0
+
+
+def _where(rounds: list[Round]) -> list[str]:
+    return [f"{statistics.median(getattr(r, name) for r in rounds):.2f}" for name in ("cpu", "runq", "blocked")]
 
 
 if __name__ == "__main__":
