@@ -29,6 +29,7 @@ from bottomless.errors import UnsupportedServer
 from bottomless.s3 import S3Store
 from bottomless.server_features import ServerFeatures
 from bottomless.side_files import folder_of
+from bottomless.sqlite_vfs import register_python_sqlite
 
 NATIVE_FUNCTIONS = (
     "bottomless_wal_checksum",
@@ -245,6 +246,15 @@ def remove_local(db: Path) -> None:
     for suffix in ("", "-wal", "-shm", "-journal"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
     shutil.rmtree(folder_of(db), ignore_errors=True)
+
+
+def vfs_wal_connection(db: Path) -> sqlite3.Connection:
+    """An application's connection through the bottomless VFS (Python's
+    sqlite3, autocommit), in WAL mode: the capture is on."""
+    register_python_sqlite()
+    conn = sqlite3.connect(f"file:{db}?vfs=bottomless", uri=True, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=wal")
+    return conn
 
 
 def read_rows(db: Path | str, sql: str) -> list[tuple[Any, ...]]:

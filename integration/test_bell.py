@@ -14,15 +14,13 @@ import pytest
 from bottomless import side_files
 from bottomless._native import load
 from bottomless.spool import Spool
-from bottomless.sqlite_vfs import register_python_sqlite
+from conftest import vfs_wal_connection
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="inotify is Linux's")
 
 
 def open_db(db: Path) -> sqlite3.Connection:
-    register_python_sqlite()
-    conn = sqlite3.connect(f"file:{db}?vfs=bottomless", uri=True, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=wal")
+    conn = vfs_wal_connection(db)
     conn.execute("CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, body TEXT)")
     return conn
 

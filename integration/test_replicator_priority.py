@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -15,9 +14,8 @@ from pathlib import Path
 from bottomless.lock import is_locked
 from bottomless.replicator import wait_durable
 from bottomless.side_files import SideFolder
-from bottomless.sqlite_vfs import register_python_sqlite
 from bottomless_cli.commands.replicate import NICE
-from conftest import dump, integrity, run_cli
+from conftest import dump, integrity, run_cli, vfs_wal_connection
 
 
 def niceness(pid: int) -> int:
@@ -27,9 +25,7 @@ def niceness(pid: int) -> int:
 
 def test_the_separate_replicator_yields_cpu_and_ships(tmp_path: Path, cli_env: dict[str, str]) -> None:
     db = tmp_path / "nice.db"
-    register_python_sqlite()
-    conn = sqlite3.connect(f"file:{db}?vfs=bottomless", uri=True, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=wal")
+    conn = vfs_wal_connection(db)
     conn.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
     proc = subprocess.Popen(
         [sys.executable, "-m", "bottomless_cli", "-d", str(db), "replicate"],

@@ -27,7 +27,7 @@ from bottomless.restore import restore
 from bottomless.restore_marker import mark_restored
 from bottomless.s3 import PreconditionFailed, RetryPolicy, S3Store
 from bottomless.server_features import ServerFeatures
-from conftest import read_rows, refused_without_conditional_writes, run_cli
+from conftest import read_rows, refused_without_conditional_writes, run_cli, vfs_wal_connection
 from faultproxy import FaultProxy
 
 # Depends on how the S3 server behaves: `.ci/s3rver -m s3_server` runs these against s3rver.
@@ -145,8 +145,7 @@ def test_takeover_after_expiry_fences_the_stalled_writer(
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     db = tmp_path / "a" / DB
-    conn = sqlite3.connect(f"file:{db}?vfs=bottomless", uri=True, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=wal")
+    conn = vfs_wal_connection(db)
     conn.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, tag TEXT, body TEXT)")
     stalled = Replicator(str(db), config)
     assert stalled.lock.acquire(timeout=1)

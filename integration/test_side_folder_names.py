@@ -5,22 +5,19 @@ real replicator filled says whether the two agree."""
 from __future__ import annotations
 
 import os
-import sqlite3
 from pathlib import Path
 
 import bottomless
 from bottomless import side_files
 from bottomless.config import Config
 from bottomless.spool import Spool
-from bottomless.sqlite_vfs import register_python_sqlite
+from conftest import vfs_wal_connection
 
 
 def commits(db: Path, n: int) -> None:
     """n transactions through the bottomless VFS, enough to make SQLite reuse
     its WAL (so capture copies pages before they are overwritten)."""
-    register_python_sqlite()
-    conn = sqlite3.connect(f"file:{db}?vfs=bottomless", uri=True, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=wal")
+    conn = vfs_wal_connection(db)
     conn.execute("PRAGMA wal_autocheckpoint=8")
     conn.execute("CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, body BLOB)")
     for _ in range(n):

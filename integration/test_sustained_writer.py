@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import random
-import sqlite3
 import subprocess
 import sys
 import time
@@ -26,8 +25,7 @@ import pytest
 
 from bottomless.lock import is_locked
 from bottomless.side_files import SideFolder
-from bottomless.sqlite_vfs import register_python_sqlite
-from conftest import dump, integrity, run_cli
+from conftest import dump, integrity, run_cli, vfs_wal_connection
 from test_autostart import wait_shipped
 
 TXNS = 60000  # at the side folder's default cap, about one interval of this writer's copies
@@ -40,9 +38,7 @@ pytestmark = pytest.mark.skipif(
 
 def test_a_writer_faster_than_the_interval_keeps_one_generation(tmp_path: Path, cli_env: dict[str, str]) -> None:
     db = tmp_path / "busy.db"
-    register_python_sqlite()
-    conn = sqlite3.connect(f"file:{db}?vfs=bottomless", uri=True, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=wal")
+    conn = vfs_wal_connection(db)
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, k INTEGER, v TEXT)")
     conn.execute("CREATE INDEX t_k ON t(k)")

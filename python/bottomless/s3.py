@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import logging
 import os
 import random
@@ -27,7 +25,7 @@ from bottomless.errors import (
     NoSuchObject,
     S3Error,
 )
-from bottomless.s3_direct import DirectPut
+from bottomless.s3_direct import DirectPut, content_md5
 
 S3Client = Any  # mypy_boto3_s3.S3Client when the stubs are installed
 
@@ -663,7 +661,7 @@ def _add_content_md5(request: Any, **_: Any) -> None:
     if isinstance(body, str):
         body = body.encode()
     if isinstance(body, bytes) and "Content-MD5" not in request.headers:
-        request.headers["Content-MD5"] = base64.b64encode(hashlib.md5(body).digest()).decode()
+        request.headers["Content-MD5"] = content_md5(body)
 
 
 def _read(path: str) -> bytes:

@@ -67,13 +67,18 @@ class DirectPut:
         if frozen.access_key is None:
             raise botocore.exceptions.NoCredentialsError()
         headers = dict(headers)
-        headers["Content-MD5"] = base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode()
+        headers["Content-MD5"] = content_md5(body)
         request = AWSRequest("PUT", self.bucket_url + quote(key, safe="/~"), data=body, headers=headers)
         S3SigV4Auth(frozen, "s3", self.region).add_auth(request)
         response = self.http.send(request.prepare())
         if 200 <= response.status_code < 300:
             return str(response.headers.get("ETag", ""))
         raise botocore.exceptions.ClientError(_error_of(response), "PutObject")  # type: ignore[arg-type]
+
+
+def content_md5(body: bytes) -> str:
+    """The Content-MD5 header's value for ``body``."""
+    return base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode()
 
 
 def _error_of(response: Any) -> dict[str, Any]:
