@@ -88,6 +88,38 @@ def test_a_batch_holds_each_page_once(tmp_path: Path, cli_env: dict[str, str], s
         restored_equals(db, cli_env, tmp_path)
 
 
+def test_a_batch_ends_at_batch_max_frames_pages(tmp_path: Path, cli_env: dict[str, str], store: S3Store) -> None:
+    """BATCH_MAX_FRAMES counts the frames of the object, as libSQL's
+    max_frames_per_batch does: hundreds of commits to a few hot pages are
+    one batch, and commits that write many new pages are cut into batches
+    of at most that many."""
+    db = tmp_path / "cut.db"
+    rep = Replicator(str(db), Config.from_env(cli_env).with_overrides(batch_max_frames=20))
+    with writer(db) as conn:
+        conn.execute("CREATE TABLE account(id INTEGER PRIMARY KEY, balance INTEGER)")
+        conn.execute("CREATE TABLE doc(id INTEGER PRIMARY KEY, body BLOB)")
+        conn.executemany("INSERT INTO account VALUES (?, 0)", [(i,) for i in range(200)])
+        assert rep.acquire()
+        rep.ship()
+        before = wal_frames(db)
+        for i in range(400):
+            conn.execute("UPDATE account SET balance = balance + ? WHERE id = ?", (i + 1, i % 200))
+        assert wal_frames(db) - before > 15 * 20  # raw frames: many batches' worth
+        assert rep.ship() == 400
+        (hot,) = shipped_batches(store, rep.db_name)
+        assert len(hot) <= 20
+        for _ in range(100):  # each commit writes a new page of its own
+            conn.execute("INSERT INTO doc(body) VALUES (randomblob(3000))")
+        assert rep.ship() == 100
+        rep.stop()
+        cut = shipped_batches(store, rep.db_name)[1:]
+        assert len(cut) >= 100 // 20
+        for frames in cut:
+            pgnos = [p for p, _ in frames]
+            assert len(pgnos) <= 20 and len(pgnos) == len(set(pgnos))
+        restored_equals(db, cli_env, tmp_path)
+
+
 def test_a_batch_that_shrinks_the_database_restores(tmp_path: Path, cli_env: dict[str, str], store: S3Store) -> None:
     db = tmp_path / "shrink.db"
     rep = Replicator(str(db), Config.from_env(cli_env))

@@ -126,12 +126,17 @@ int bottomless_spool_frames(bottomless_spool *spool, const bottomless_record *re
                             uint32_t first, uint32_t count, bottomless_chain *chain,
                             uint8_t *out, size_t cap);
 /*
- * The pages of the count consecutive records starting at offset, as WAL
- * frames continuing chain, back to back (what bottomless_spool_frames gives
- * for each in turn). *written gets the bytes; BUSY leaves chain unchanged.
+ * One batch: the pages of consecutive records starting at offset, each
+ * page once in its newest image, as one transaction of WAL frames
+ * continuing chain. It takes the first record and then each of the next
+ * (up to count in all) while the batch holds at most max_frames distinct
+ * pages and fits in cap bytes; *taken gets how many it took, *written the
+ * bytes. cap must hold the first record's frames. BUSY leaves chain
+ * unchanged (retry).
  */
 int bottomless_spool_frames_run(bottomless_spool *spool, uint64_t offset, uint64_t count,
-                                bottomless_chain *chain, uint8_t *out, size_t cap, size_t *written);
+                                uint64_t max_frames, bottomless_chain *chain, uint8_t *out,
+                                size_t cap, size_t *written, uint64_t *taken);
 /* Everything up to and including rec is in S3: its disk space may go. */
 int bottomless_spool_ack(bottomless_spool *spool, const bottomless_record *rec);
 int bottomless_spool_stats(bottomless_spool *spool, bottomless_stats *out);

@@ -199,19 +199,24 @@ pub export fn bottomless_spool_frames(s: ?*Spool, rec: ?*const Record, first: u3
     return status.OK;
 }
 
-pub export fn bottomless_spool_frames_run(s: ?*Spool, offset: u64, count: u64, chain: ?*walfmt.Chain, out: ?[*]u8, cap: usize, written: ?*usize) c_int {
+pub export fn bottomless_spool_frames_run(s: ?*Spool, offset: u64, count: u64, max_frames: u64, chain: ?*walfmt.Chain, out: ?[*]u8, cap: usize, written: ?*usize, taken: ?*u64) c_int {
     status.clear();
     const r = s orelse return misuse("spool is NULL");
     const ch = chain orelse return misuse("chain is NULL");
     const o = out orelse return misuse("out is NULL");
     const w = written orelse return misuse("written is NULL");
-    w.* = frames_run.framesRun(r, offset, count, ch, o[0..cap]) catch |e| switch (e) {
+    const t = taken orelse return misuse("taken is NULL");
+    if (count == 0 or max_frames == 0) return misuse("count and max_frames must be at least 1");
+    const run = frames_run.framesRun(r, offset, count, max_frames, ch, o[0..cap]) catch |e| switch (e) {
         error.Busy => {
             status.set("the WAL is being rewritten; try again", .{});
             return status.BUSY;
         },
         else => |other| return fail(other),
     };
+    std.debug.assert(run.records >= 1 and run.records <= count and run.bytes <= cap);
+    w.* = run.bytes;
+    t.* = run.records;
     return status.OK;
 }
 

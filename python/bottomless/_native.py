@@ -212,16 +212,28 @@ class Native:
             return None
         return bytes(self.ffi.buffer(buf, size)), self.chain_out(c)
 
-    def spool_frames_run(self, handle: Any, records: list[Record], chain: Chain) -> tuple[memoryview, Chain] | None:
-        """All pages of ``records`` (consecutive in the spool) as WAL frames
-        continuing ``chain``, in one call written straight into the returned
-        buffer (no per-record call or copy under the GIL); None on BUSY."""
-        size = sum(rec.n_pages * frame_size(rec.page_size) for rec in records)
+    def spool_frames_run(
+        self, handle: Any, records: list[Record], chain: Chain, max_frames: int
+    ) -> tuple[memoryview, Chain, int] | None:
+        """One batch from the start of ``records`` (consecutive in the
+        spool): each page once, as WAL frames continuing ``chain``, at most
+        ``max_frames`` distinct pages unless its first transaction alone has
+        more, written straight into the returned buffer (no per-record call
+        or copy under the GIL); with how many records it took. None on BUSY."""
+        fsz = frame_size(records[0].page_size)
+        raw = sum(rec.n_pages for rec in records)
+        # Room for the batch and as much again to read into before the
+        # older images are dropped; never more than every frame.
+        room = max(max(rec.n_pages for rec in records), 2 * max_frames)
+        size = min(raw, room) * fsz
         buf = self._unzeroed("uint8_t[]", size)
         written = self.ffi.new("size_t *")
+        taken = self.ffi.new("uint64_t *")
         c = self.chain_in(chain)
         code = self.check(
-            self.lib.bottomless_spool_frames_run(handle, records[0].offset, len(records), c, buf, size, written),
+            self.lib.bottomless_spool_frames_run(
+                handle, records[0].offset, len(records), max_frames, c, buf, size, written, taken
+            ),
             f"reading the pages of transactions {records[0].seq}-{records[-1].seq}",
         )
         if code == self.lib.BOTTOMLESS_BUSY:
@@ -229,7 +241,7 @@ class Native:
         # The kept frames where the core left them: a view that keeps the
         # scratch alive (of which only what was written is resident), not
         # a copy of tens of MiB made holding the GIL.
-        return memoryview(self.ffi.buffer(buf, int(written[0]))), self.chain_out(c)
+        return memoryview(self.ffi.buffer(buf, int(written[0]))), self.chain_out(c), int(taken[0])
 
     def spool_seq_at(self, handle: Any, salt1: int, salt2: int, mx_frame: int, before_seq: int) -> int | None:
         """bottomless_spool_seq_at; None on BUSY (the spool cannot say yet)."""

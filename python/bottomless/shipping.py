@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from bottomless import catalog, layout, objects
 from bottomless.crypto import encryption_metadata
@@ -26,6 +26,13 @@ from bottomless.state import ReplicatorState, save_state
 from bottomless.target import Target
 
 log = logging.getLogger(__name__)
+
+# Bytes of raw frames offered to one batch (what one native call reads). A
+# busy writer's hot pages are rewritten many times a second (compare.py's
+# oltp: 108 raw frames per distinct page, 250 MiB of frames a second at its
+# fastest here), and each batch is one PUT, one state save and one
+# acknowledgement, so a second of them should be one batch, not many.
+RAW_BYTES_PER_OFFER = 256 << 20
 
 
 class Restart(enum.Enum):
@@ -61,6 +68,35 @@ class _Batch:
     frames: int
     first: int
     raw: bytes | bytearray | memoryview  # the uncompressed frames, for merging
+
+
+@dataclass
+class _Offer:
+    """The records offered to the next batch: at most RAW_BYTES_PER_OFFER of
+    raw frames, with commits at most two batch intervals apart (what a
+    restore to a point in time can tell apart). frames_run then ends the
+    batch at BATCH_MAX_FRAMES distinct pages; what it leaves goes into the
+    next."""
+
+    records: list[Record] = field(default_factory=list)
+    raw_bytes: int = 0
+
+    def has_room(self, rec: Record, target: Target) -> bool:
+        if not self.records:
+            return True
+        span_ms = rec.unix_ms - self.records[0].unix_ms
+        return (
+            self.raw_bytes + _raw_bytes(rec) <= RAW_BYTES_PER_OFFER
+            and span_ms <= 2000 * target.config.batch_interval_secs
+        )
+
+    def add(self, rec: Record) -> None:
+        self.records.append(rec)
+        self.raw_bytes += _raw_bytes(rec)
+
+
+def _raw_bytes(rec: Record) -> int:
+    return rec.n_pages * frame_size(rec.page_size)
 
 
 class Shipper:
@@ -124,25 +160,25 @@ class Shipper:
         for n in reversed(_runs_of_size(self.spool, records, self.state.chain_state(), frames)):
             if records[n - 1].unix_ms // 1000 != unix_secs:
                 continue  # the key holds the last commit's second
-            raw, chain = self.spool.frames_run(records[:n], self.state.chain_state())
-            if raw == body:
+            # Whatever limit cut it then, the run of n is what is compared.
+            whole = sum(rec.n_pages for rec in records[:n])
+            raw, chain, taken = self.spool.frames_run(records[:n], self.state.chain_state(), whole)
+            if taken == n and raw == body:
                 return n, chain
         return None
 
     def _batch_candidates(self) -> list[Record]:
         """The records the one batch beyond the state can have held: those
-        _ship_records would have put into it."""
+        _ship_records would have offered it."""
         assert self.state is not None
-        out: list[Record] = []
-        frames = 0
+        offer = _Offer()
         for rec in self.spool.records():
             if rec.seq <= self.state.shipped_seq:
                 continue
-            if rec.gap_before or rec.page_size != self.state.page_size or frames >= self.target.config.batch_max_frames:
+            if rec.gap_before or rec.page_size != self.state.page_size or not offer.has_room(rec, self.target):
                 break
-            out.append(rec)
-            frames += rec.n_pages
-        return out
+            offer.add(rec)
+        return offer.records
 
     def ack_through(self, seq: int) -> None:
         last: Record | None = None
@@ -195,8 +231,7 @@ class Shipper:
     def _ship_records(self, snapshot_due: bool) -> ShipResult:
         assert self.state is not None
         shipped = 0
-        batch: list[Record] = []
-        frames = 0
+        offer = _Offer()
         gap: Record | None = None
         for rec in self.spool.records():
             if rec.seq <= self.state.shipped_seq:
@@ -205,18 +240,17 @@ class Shipper:
             if rec.gap_before:
                 gap = rec
                 break
-            expected = self.state.shipped_seq + len(batch) + 1
+            expected = self.state.shipped_seq + len(offer.records) + 1
             if rec.seq != expected:
                 raise BottomlessError(f"spool of {self.target.db_path} skips from seq {expected - 1} to {rec.seq}")
             if rec.page_size != self.state.page_size:
                 break  # only a new generation can change the page size
-            batch.append(rec)
-            frames += rec.n_pages
-            if frames >= self.target.config.batch_max_frames:
-                shipped += self._ship_batch(batch)
-                batch, frames = [], 0
-        if batch:
-            shipped += self._ship_batch(batch)
+            if not offer.has_room(rec, self.target):
+                shipped += self._ship_offer(offer.records)
+                offer = _Offer()
+            offer.add(rec)
+        if offer.records:
+            shipped += self._ship_offer(offer.records)
         if gap is not None:
             # What S3 holds cannot continue across the hole: a snapshot
             # holds everything up to now, gap included.
@@ -240,10 +274,20 @@ class Shipper:
         rec = next(iter(self.spool.records()), None)
         return rec is not None and rec.seq > self.state.shipped_seq and rec.page_size != self.state.page_size
 
-    def _ship_batch(self, records: list[Record]) -> int:
+    def _ship_offer(self, offer: list[Record]) -> int:
+        """Ships ``offer`` in as many batches as BATCH_MAX_FRAMES asks for."""
+        shipped = 0
+        while shipped < len(offer):
+            shipped += self._ship_batch(offer[shipped:])
+        return shipped
+
+    def _ship_batch(self, offer: list[Record]) -> int:
+        """Ships one batch from the start of ``offer``; returns how many
+        records it held."""
         assert self.state is not None
         state = self.state
-        raw, chain = self.spool.frames_run(records, state.chain_state())
+        raw, chain, n = self.spool.frames_run(offer, state.chain_state(), self.target.config.batch_max_frames)
+        records = offer[:n]
         frames = len(raw) // frame_size(state.page_size)  # each page once (frames_run)
         first, last = state.next_frame, state.next_frame + frames - 1
         codec = self.target.config.compression

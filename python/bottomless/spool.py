@@ -97,11 +97,13 @@ class Spool:
             time.sleep(0.001 * (attempt + 1))
         raise NativeError(self.native.lib.BOTTOMLESS_BUSY, f"the WAL frames of transaction {rec.seq} stayed unreadable")
 
-    def frames_run(self, records: list[Record], chain: Chain) -> tuple[memoryview, Chain]:
-        """All pages of ``records`` (consecutive in the spool) as WAL frames
-        continuing ``chain``: one native call for a whole batch."""
+    def frames_run(self, records: list[Record], chain: Chain, max_frames: int) -> tuple[memoryview, Chain, int]:
+        """One batch from the start of ``records`` (consecutive in the
+        spool) in one native call: each page once, as WAL frames continuing
+        ``chain``, at most ``max_frames`` pages unless its first transaction
+        alone has more; with how many of ``records`` it holds."""
         for attempt in range(BUSY_RETRIES):
-            got = self.native.spool_frames_run(self._h(), records, chain)
+            got = self.native.spool_frames_run(self._h(), records, chain, max_frames)
             if got is not None:
                 return got
             time.sleep(0.001 * (attempt + 1))
