@@ -158,6 +158,8 @@ class Workload:
     rate: float  # transactions per second of the steady phase
 
 
+ARRIVALS_SEED = 7  # of the steady phase's commit times
+
 WORKLOADS: tuple[Workload, ...] = (
     Workload(
         "oltp",
@@ -229,11 +231,18 @@ def burst(conn: sqlite3.Connection, w: Workload, rng: random.Random, count: int)
 
 
 def steady(conn: sqlite3.Connection, w: Workload, rng: random.Random, count: int) -> list[float]:
-    """Commit ``count`` transactions at ``w.rate``; returns each one's commit time."""
+    """Commit ``count`` transactions at ``w.rate`` on average; returns each
+    one's commit time. They start at random (Poisson) times, the same for
+    every tool: at a fixed rate, the phase between the commits and a tool's
+    one-second tick alone would set the median lag (bulk's 5 commits a
+    second: up to 100 ms either way, by luck)."""
+    arrivals = random.Random(ARRIVALS_SEED)
     out = [0.0] * count
     t0 = time.time()
+    at = 0.0
     for i in range(count):
-        delay = t0 + i / w.rate - time.time()
+        at += arrivals.expovariate(w.rate)
+        delay = t0 + at - time.time()
         if delay > 0:
             time.sleep(delay)
         w.tx(conn, rng)
