@@ -61,7 +61,7 @@ def write_spool(db: Path, workload: str, txs: int) -> sqlite3.Connection:
 def read_all(db: str, batch_frames: int) -> dict[str, float | int | str]:
     """One round: every record, in batches, through frames_run."""
     from bottomless.frames import Chain
-    from bottomless.spool import Record, Spool
+    from bottomless.spool import Record, RecordRun, Spool
 
     with Spool(db) as spool:
         records = list(spool.records())
@@ -77,8 +77,8 @@ def read_all(db: str, batch_frames: int) -> dict[str, float | int | str]:
         cpu0, wall0 = time.process_time(), time.perf_counter()
         for batch in batches:
             if batch:
-                whole = sum(rec.n_pages for rec in batch)
-                raw, _, _ = spool.frames_run(batch, Chain(1, 2, 3, 4), whole)
+                whole = sum(rec.n_pages for rec in batch)  # every frame: no cut
+                raw, _, _ = spool.frames_run(RecordRun.of(batch), Chain(1, 2, 3, 4), whole)
                 digest.update(raw)
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     total = sum(rec.n_pages for rec in records)

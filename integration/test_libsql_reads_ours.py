@@ -89,9 +89,9 @@ def test_many_small_batches_with_merged_objects(store: S3Store, tmp_path: Path) 
 
 
 def test_generations_chained_by_dep(store: S3Store, tmp_path: Path) -> None:
-    """New generations every 30 shipped frames (snapshot + .dep); libSQL restores the newest."""
+    """New generations every 10 shipped frames (snapshot + .dep); libSQL restores the newest."""
     source = tmp_path / DB
-    _write(source, store, 330, flush_every=60, batch_max_frames=7, snapshot_frames=30)
+    _write(source, store, 330, flush_every=60, batch_max_frames=7, snapshot_frames=10)
     folders = generation_objects(store, DB)
     assert len(folders) >= 3
     assert sum(".dep" in names and ".meta" in names for names in folders.values()) >= 2

@@ -137,6 +137,35 @@ int bottomless_spool_frames(bottomless_spool *spool, const bottomless_record *re
 int bottomless_spool_frames_run(bottomless_spool *spool, uint64_t offset, uint64_t count,
                                 uint64_t max_frames, bottomless_chain *chain, uint8_t *out,
                                 size_t cap, size_t *written, uint64_t *taken);
+/* Why an offer ended (bottomless_offer.stop). */
+enum bottomless_offer_stop {
+  BOTTOMLESS_OFFER_END = 0,       /* no further complete record (yet) */
+  BOTTOMLESS_OFFER_FULL = 1,      /* the next record would pass max_raw_bytes or max_span_ms */
+  BOTTOMLESS_OFFER_GAP = 2,       /* the next record has BOTTOMLESS_GAP_BEFORE */
+  BOTTOMLESS_OFFER_PAGE_SIZE = 3, /* the next record has another page size */
+  BOTTOMLESS_OFFER_SKIP = 4       /* the next record's seq does not follow: damage */
+};
+
+typedef struct bottomless_offer {
+  bottomless_record skipped; /* newest unacknowledged record at or below after_seq (seq 0: none) */
+  bottomless_record first;   /* the first record offered (when count > 0) */
+  bottomless_record next;    /* the record the offer stopped at, not offered (stop != END) */
+  uint64_t count;            /* records offered: consecutive, from first */
+  uint64_t raw_bytes;        /* the bytes of their frames */
+  uint32_t max_pages;        /* the most pages one of them holds */
+  uint32_t stop;             /* enum bottomless_offer_stop */
+} bottomless_offer;
+
+/*
+ * The records the next batch is offered, scanning from the first
+ * unacknowledged one: those at or below after_seq are passed over (the
+ * newest of them in skipped, to acknowledge), then consecutive records of
+ * page_size follow as long as their frames stay within max_raw_bytes and
+ * their commits within max_span_ms of the first (the first is always
+ * taken). One call per batch, however many transactions it holds.
+ */
+int bottomless_spool_offer(bottomless_spool *spool, uint64_t after_seq, uint32_t page_size,
+                           uint64_t max_raw_bytes, uint64_t max_span_ms, bottomless_offer *out);
 /* Everything up to and including rec is in S3: its disk space may go. */
 int bottomless_spool_ack(bottomless_spool *spool, const bottomless_record *rec);
 int bottomless_spool_stats(bottomless_spool *spool, bottomless_stats *out);

@@ -8,6 +8,16 @@ const c = @import("bottomless_h");
 const walfmt = @import("walfmt.zig");
 const format = @import("spool_format.zig");
 const layout = @import("abi_layout.zig");
+const spool_offer = @import("spool_offer.zig");
+
+fn upper(comptime name: []const u8) []const u8 {
+    comptime {
+        var out: [name.len]u8 = undefined;
+        for (name, 0..) |ch, i| out[i] = std.ascii.toUpper(ch);
+        const final = out;
+        return &final;
+    }
+}
 
 pub const header = c;
 
@@ -44,6 +54,17 @@ pub const Stats = extern struct {
     dropped_seq: u64,
 };
 
+/// bottomless_offer
+pub const Offer = extern struct {
+    skipped: Record,
+    first: Record,
+    next: Record,
+    count: u64,
+    raw_bytes: u64,
+    max_pages: u32,
+    stop: u32,
+};
+
 /// bottomless_chain
 pub const Chain = walfmt.Chain;
 
@@ -54,6 +75,10 @@ comptime {
     layout.sameLayout(SqliteFns, c.bottomless_sqlite_fns);
     layout.sameLayout(Record, c.bottomless_record);
     layout.sameLayout(Stats, c.bottomless_stats);
+    layout.sameLayout(Offer, c.bottomless_offer);
+    for (std.enums.values(spool_offer.Stop)) |stop| {
+        if (@intFromEnum(stop) != @field(c, "BOTTOMLESS_OFFER_" ++ upper(@tagName(stop)))) @compileError("spool_offer.Stop." ++ @tagName(stop) ++ " differs from bottomless.h");
+    }
     layout.sameLayout(Chain, c.bottomless_chain);
     if (format.Header.flag_gap_before != c.BOTTOMLESS_GAP_BEFORE) @compileError("spool_format.Header.flag_gap_before differs from BOTTOMLESS_GAP_BEFORE");
 }

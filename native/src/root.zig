@@ -8,6 +8,7 @@ const libsql = @import("libsql.zig");
 const spool = @import("spool.zig");
 const walfmt = @import("walfmt.zig");
 const frames_run = @import("frames_run.zig");
+const spool_offer = @import("spool_offer.zig");
 const snapshot_point = @import("snapshot_point.zig");
 const restore = @import("restore.zig");
 const restore_abi = @import("restore_abi.zig");
@@ -220,6 +221,31 @@ pub export fn bottomless_spool_frames_run(s: ?*Spool, offset: u64, count: u64, m
     return status.OK;
 }
 
+fn recordOf(found: ?spool_offer.Found) Record {
+    const f = found orelse return std.mem.zeroes(Record);
+    const h = f.header;
+    return .{ .seq = h.seq, .offset = f.offset, .next_offset = f.offset + h.totalSize(), .unix_ms = h.unix_ms, .page_size = h.page_size, .db_size = h.db_size, .n_pages = h.n_pages, .flags = h.flags };
+}
+
+pub export fn bottomless_spool_offer(s: ?*Spool, after_seq: u64, page_size: u32, max_raw_bytes: u64, max_span_ms: u64, out: ?*abi.Offer) c_int {
+    status.clear();
+    const r = s orelse return misuse("spool is NULL");
+    const o = out orelse return misuse("out is NULL");
+    if (max_raw_bytes == 0) return misuse("max_raw_bytes must be at least 1");
+    const found = spool_offer.offer(r, .{ .after_seq = after_seq, .page_size = page_size, .max_raw_bytes = max_raw_bytes, .max_span_ms = max_span_ms }) catch |e| return fail(e);
+    std.debug.assert((found.count == 0) == (found.first == null));
+    o.* = .{
+        .skipped = recordOf(found.skipped),
+        .first = recordOf(found.first),
+        .next = recordOf(found.next),
+        .count = found.count,
+        .raw_bytes = found.raw_bytes,
+        .max_pages = found.max_pages,
+        .stop = @intFromEnum(found.stop),
+    };
+    return status.OK;
+}
+
 pub export fn bottomless_spool_ack(s: ?*Spool, rec: ?*const Record) c_int {
     status.clear();
     const r = s orelse return misuse("spool is NULL");
@@ -298,6 +324,7 @@ const all_files = struct {
     pub const copier = @import("copier.zig");
     pub const fileio = @import("fileio.zig");
     pub const frames_run = @import("frames_run.zig");
+const spool_offer = @import("spool_offer.zig");
     pub const batch_pages = @import("batch_pages.zig");
     pub const abi = @import("abi.zig");
     pub const libsql = @import("libsql.zig");

@@ -11,6 +11,7 @@ header's ``enum bottomless_status``.
 
 from __future__ import annotations
 
+import enum
 import functools
 import re
 from dataclasses import dataclass
@@ -108,6 +109,66 @@ class Record:
 
     def __repr__(self) -> str:
         return f"Record(seq={self.seq}, offset={self.offset}, n_pages={self.n_pages}, gap_before={self.gap_before})"
+
+
+@dataclass(frozen=True)
+class RecordRun:
+    """Consecutive spool records, by where the first one is: what one batch
+    is cut from (``bottomless_spool_frames_run``)."""
+
+    offset: int
+    count: int
+    page_size: int
+    raw_bytes: int  # of their frames, at most
+    max_pages: int  # the most pages one of them holds, at most
+    stride: int  # bytes from one record to the next
+
+    @classmethod
+    def of(cls, records: list[Record]) -> RecordRun:
+        first = records[0]
+        return cls(
+            first.offset,
+            len(records),
+            first.page_size,
+            sum(rec.n_pages for rec in records) * frame_size(first.page_size),
+            max(rec.n_pages for rec in records),
+            first.next_offset - first.offset,
+        )
+
+    def after(self, n: int) -> RecordRun:
+        """The records past the first ``n``."""
+        assert 0 < n < self.count
+        return RecordRun(
+            self.offset + n * self.stride,
+            self.count - n,
+            self.page_size,
+            self.raw_bytes,
+            self.max_pages,
+            self.stride,
+        )
+
+    def offset_of(self, i: int) -> int:
+        return self.offset + i * self.stride
+
+
+class OfferStop(enum.Enum):
+    """Why an offer ended (``enum bottomless_offer_stop``)."""
+
+    END = 0  # no further complete record yet
+    FULL = 1  # the next one would pass the offer's bytes or time span
+    GAP = 2  # the next one follows uncaptured commits
+    PAGE_SIZE = 3  # the next one has another page size
+    SKIP = 4  # the next one's seq does not follow: the spool is damaged
+
+
+@dataclass(frozen=True)
+class Offer:
+    """The records the next batch is offered (``bottomless_offer``)."""
+
+    skipped: Record | None  # newest unacknowledged record already in S3
+    run: RecordRun | None  # the records offered
+    next: Record | None  # the record the offer stopped at
+    stop: OfferStop
 
 
 class Native:
@@ -212,29 +273,60 @@ class Native:
             return None
         return bytes(self.ffi.buffer(buf, size)), self.chain_out(c)
 
+    def spool_offer(
+        self, handle: Any, after_seq: int, page_size: int, max_raw_bytes: int, max_span_ms: int
+    ) -> Offer:
+        """bottomless_spool_offer: one scan in the core, however many records."""
+        out = self.ffi.new("bottomless_offer *")
+        self.check(
+            self.lib.bottomless_spool_offer(handle, after_seq, page_size, max_raw_bytes, max_span_ms, out),
+            "reading the spool",
+        )
+        run = None
+        if out.count:
+            first = out.first
+            run = RecordRun(
+                int(first.offset),
+                int(out.count),
+                int(first.page_size),
+                int(out.raw_bytes),
+                int(out.max_pages),
+                int(first.next_offset) - int(first.offset),
+            )
+        stop = OfferStop(int(out.stop))
+        return Offer(
+            self._record_copy(out.skipped) if out.skipped.seq else None,
+            run,
+            self._record_copy(out.next) if stop is not OfferStop.END else None,
+            stop,
+        )
+
+    def _record_copy(self, raw: Any) -> Record:
+        own = self.ffi.new("bottomless_record *")
+        own[0] = raw
+        return Record(own, bool(own.flags & self.lib.BOTTOMLESS_GAP_BEFORE))
+
     def spool_frames_run(
-        self, handle: Any, records: list[Record], chain: Chain, max_frames: int
+        self, handle: Any, run: RecordRun, chain: Chain, max_frames: int
     ) -> tuple[memoryview, Chain, int] | None:
-        """One batch from the start of ``records`` (consecutive in the
-        spool): each page once, as WAL frames continuing ``chain``, at most
-        ``max_frames`` distinct pages unless its first transaction alone has
-        more, written straight into the returned buffer (no per-record call
-        or copy under the GIL); with how many records it took. None on BUSY."""
-        fsz = frame_size(records[0].page_size)
-        raw = sum(rec.n_pages for rec in records)
+        """One batch from the start of ``run``: each page once, as WAL frames
+        continuing ``chain``, at most ``max_frames`` distinct pages unless its
+        first transaction alone has more, written straight into the returned
+        buffer (no per-record call or copy under the GIL); with how many
+        records it took. None on BUSY."""
+        fsz = frame_size(run.page_size)
         # Room for the batch and as much again to read into before the
         # older images are dropped; never more than every frame.
-        room = max(max(rec.n_pages for rec in records), 2 * max_frames)
-        size = min(raw, room) * fsz
+        size = min(run.raw_bytes, max(run.max_pages, 2 * max_frames) * fsz)
         buf = self._unzeroed("uint8_t[]", size)
         written = self.ffi.new("size_t *")
         taken = self.ffi.new("uint64_t *")
         c = self.chain_in(chain)
         code = self.check(
             self.lib.bottomless_spool_frames_run(
-                handle, records[0].offset, len(records), max_frames, c, buf, size, written, taken
+                handle, run.offset, run.count, max_frames, c, buf, size, written, taken
             ),
-            f"reading the pages of transactions {records[0].seq}-{records[-1].seq}",
+            f"reading the pages of {run.count} transaction(s) from spool offset {run.offset}",
         )
         if code == self.lib.BOTTOMLESS_BUSY:
             return None

@@ -11,9 +11,10 @@ and the replicator starts one (``generation_start.py``).
 from __future__ import annotations
 
 import enum
+import itertools
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from bottomless import catalog, layout, objects
 from bottomless.crypto import encryption_metadata
@@ -21,7 +22,7 @@ from bottomless.errors import BottomlessError, DivergedError, NativeError, S3Err
 from bottomless.frames import Chain, frame_size
 from bottomless.merging import MergeRun
 from bottomless.s3 import PreconditionFailed
-from bottomless.spool import Record, Spool
+from bottomless.spool import Offer, OfferStop, Record, RecordRun, Spool
 from bottomless.state import ReplicatorState, save_state
 from bottomless.target import Target
 
@@ -68,35 +69,6 @@ class _Batch:
     frames: int
     first: int
     raw: bytes | bytearray | memoryview  # the uncompressed frames, for merging
-
-
-@dataclass
-class _Offer:
-    """The records offered to the next batch: at most RAW_BYTES_PER_OFFER of
-    raw frames, with commits at most two batch intervals apart (what a
-    restore to a point in time can tell apart). frames_run then ends the
-    batch at BATCH_MAX_FRAMES distinct pages; what it leaves goes into the
-    next."""
-
-    records: list[Record] = field(default_factory=list)
-    raw_bytes: int = 0
-
-    def has_room(self, rec: Record, target: Target) -> bool:
-        if not self.records:
-            return True
-        span_ms = rec.unix_ms - self.records[0].unix_ms
-        return (
-            self.raw_bytes + _raw_bytes(rec) <= RAW_BYTES_PER_OFFER
-            and span_ms <= 2000 * target.config.batch_interval_secs
-        )
-
-    def add(self, rec: Record) -> None:
-        self.records.append(rec)
-        self.raw_bytes += _raw_bytes(rec)
-
-
-def _raw_bytes(rec: Record) -> int:
-    return rec.n_pages * frame_size(rec.page_size)
 
 
 class Shipper:
@@ -161,8 +133,9 @@ class Shipper:
             if records[n - 1].unix_ms // 1000 != unix_secs:
                 continue  # the key holds the last commit's second
             # Whatever limit cut it then, the run of n is what is compared.
-            whole = sum(rec.n_pages for rec in records[:n])
-            raw, chain, taken = self.spool.frames_run(records[:n], self.state.chain_state(), whole)
+            run = RecordRun.of(records[:n])
+            every_frame = run.raw_bytes // frame_size(run.page_size)
+            raw, chain, taken = self.spool.frames_run(run, self.state.chain_state(), every_frame)
             if taken == n and raw == body:
                 return n, chain
         return None
@@ -170,15 +143,20 @@ class Shipper:
     def _batch_candidates(self) -> list[Record]:
         """The records the one batch beyond the state can have held: those
         _ship_records would have offered it."""
+        run = self._offer().run
+        if run is None:
+            return []
+        return list(itertools.islice(self.spool.records(run.offset), run.count))
+
+    def _offer(self) -> Offer:
+        """The records offered to the next batch: at most RAW_BYTES_PER_OFFER
+        of raw frames, with commits at most two batch intervals apart (what a
+        restore to a point in time can tell apart). frames_run then ends the
+        batch at BATCH_MAX_FRAMES distinct pages; what it leaves goes into
+        the next."""
         assert self.state is not None
-        offer = _Offer()
-        for rec in self.spool.records():
-            if rec.seq <= self.state.shipped_seq:
-                continue
-            if rec.gap_before or rec.page_size != self.state.page_size or not offer.has_room(rec, self.target):
-                break
-            offer.add(rec)
-        return offer.records
+        span_ms = int(2000 * self.target.config.batch_interval_secs)
+        return self.spool.offer(self.state.shipped_seq, self.state.page_size, RAW_BYTES_PER_OFFER, span_ms)
 
     def ack_through(self, seq: int) -> None:
         last: Record | None = None
@@ -231,26 +209,21 @@ class Shipper:
     def _ship_records(self, snapshot_due: bool) -> ShipResult:
         assert self.state is not None
         shipped = 0
-        offer = _Offer()
-        gap: Record | None = None
-        for rec in self.spool.records():
-            if rec.seq <= self.state.shipped_seq:
-                self.spool.ack(rec)
-                continue
-            if rec.gap_before:
-                gap = rec
+        while True:
+            offer = self._offer()
+            if offer.skipped is not None:
+                self.spool.ack(offer.skipped)
+            if offer.run is not None:
+                shipped += self._ship_offer(offer.run)
+            if offer.stop is not OfferStop.FULL:
                 break
-            expected = self.state.shipped_seq + len(offer.records) + 1
-            if rec.seq != expected:
-                raise BottomlessError(f"spool of {self.target.db_path} skips from seq {expected - 1} to {rec.seq}")
-            if rec.page_size != self.state.page_size:
-                break  # only a new generation can change the page size
-            if not offer.has_room(rec, self.target):
-                shipped += self._ship_offer(offer.records)
-                offer = _Offer()
-            offer.add(rec)
-        if offer.records:
-            shipped += self._ship_offer(offer.records)
+        if offer.stop is OfferStop.SKIP:
+            assert offer.next is not None
+            raise BottomlessError(
+                f"spool of {self.target.db_path} skips from seq {self.state.shipped_seq} to {offer.next.seq}"
+            )
+        # Only a new generation can change the page size (below).
+        gap = offer.next if offer.stop is OfferStop.GAP else None
         if gap is not None:
             # What S3 holds cannot continue across the hole: a snapshot
             # holds everything up to now, gap included.
@@ -274,37 +247,39 @@ class Shipper:
         rec = next(iter(self.spool.records()), None)
         return rec is not None and rec.seq > self.state.shipped_seq and rec.page_size != self.state.page_size
 
-    def _ship_offer(self, offer: list[Record]) -> int:
-        """Ships ``offer`` in as many batches as BATCH_MAX_FRAMES asks for."""
-        shipped = 0
-        while shipped < len(offer):
-            shipped += self._ship_batch(offer[shipped:])
+    def _ship_offer(self, run: RecordRun) -> int:
+        """Ships ``run`` in as many batches as BATCH_MAX_FRAMES asks for."""
+        shipped = self._ship_batch(run)
+        while shipped < run.count:
+            shipped += self._ship_batch(run.after(shipped))
         return shipped
 
-    def _ship_batch(self, offer: list[Record]) -> int:
-        """Ships one batch from the start of ``offer``; returns how many
+    def _ship_batch(self, run: RecordRun) -> int:
+        """Ships one batch from the start of ``run``; returns how many
         records it held."""
         assert self.state is not None
         state = self.state
-        raw, chain, n = self.spool.frames_run(offer, state.chain_state(), self.target.config.batch_max_frames)
-        records = offer[:n]
+        raw, chain, n = self.spool.frames_run(run, state.chain_state(), self.target.config.batch_max_frames)
+        last = self.spool.next(run.offset_of(n - 1))
+        if last is None:
+            raise BottomlessError(f"spool record at offset {run.offset_of(n - 1)} of {self.target.db_path} vanished")
         frames = len(raw) // frame_size(state.page_size)  # each page once (frames_run)
-        first, last = state.next_frame, state.next_frame + frames - 1
+        first, end = state.next_frame, state.next_frame + frames - 1
         codec = self.target.config.compression
         db_name = self.target.db_name
-        key = layout.batch_key(db_name, state.generation_id, first, last, records[-1].unix_ms // 1000, codec)
+        key = layout.batch_key(db_name, state.generation_id, first, end, last.unix_ms // 1000, codec)
         body = objects.encode_body(raw, codec, key, self.target.cipher)
         new_state = replace(
             state,
-            next_frame=last + 1,
+            next_frame=end + 1,
             chain=_chain_tuple(chain),
-            shipped_seq=records[-1].seq,
+            shipped_seq=last.seq,
             frames_since_snapshot=state.frames_since_snapshot + frames,
         )
-        batch = _Batch(key, body, records[-1], new_state, len(records), frames, first, raw)
+        batch = _Batch(key, body, last, new_state, n, frames, first, raw)
         self._pending = batch
         self._put(batch)
-        return len(records)
+        return n
 
     def _put(self, batch: _Batch) -> None:
         self.target.guard()

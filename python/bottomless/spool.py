@@ -14,12 +14,12 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
-from bottomless._native import Native, Record, SpoolStats, load
+from bottomless._native import Native, Offer, OfferStop, Record, RecordRun, SpoolStats, load
 from bottomless.errors import NativeError
 from bottomless.frames import Chain
 from bottomless.side_files import SideFolder, folder_of
 
-__all__ = ["Record", "Spool", "SpoolStats", "spool_dir"]
+__all__ = ["Offer", "OfferStop", "Record", "RecordRun", "Spool", "SpoolStats", "spool_dir"]
 
 BUSY_RETRIES = 200
 
@@ -97,19 +97,25 @@ class Spool:
             time.sleep(0.001 * (attempt + 1))
         raise NativeError(self.native.lib.BOTTOMLESS_BUSY, f"the WAL frames of transaction {rec.seq} stayed unreadable")
 
-    def frames_run(self, records: list[Record], chain: Chain, max_frames: int) -> tuple[memoryview, Chain, int]:
-        """One batch from the start of ``records`` (consecutive in the
-        spool) in one native call: each page once, as WAL frames continuing
-        ``chain``, at most ``max_frames`` pages unless its first transaction
-        alone has more; with how many of ``records`` it holds."""
+    def offer(self, after_seq: int, page_size: int, max_raw_bytes: int, max_span_ms: int) -> Offer:
+        """The records the next batch is offered, from the first
+        unacknowledged one (those at or below ``after_seq`` are passed
+        over): one native call, however many records."""
+        return self.native.spool_offer(self._h(), after_seq, page_size, max_raw_bytes, max_span_ms)
+
+    def frames_run(self, run: RecordRun, chain: Chain, max_frames: int) -> tuple[memoryview, Chain, int]:
+        """One batch from the start of ``run`` in one native call: each page
+        once, as WAL frames continuing ``chain``, at most ``max_frames``
+        pages unless its first transaction alone has more; with how many of
+        the run's records it holds."""
         for attempt in range(BUSY_RETRIES):
-            got = self.native.spool_frames_run(self._h(), records, chain, max_frames)
+            got = self.native.spool_frames_run(self._h(), run, chain, max_frames)
             if got is not None:
                 return got
             time.sleep(0.001 * (attempt + 1))
         raise NativeError(
             self.native.lib.BOTTOMLESS_BUSY,
-            f"the WAL frames of transactions {records[0].seq}-{records[-1].seq} stayed unreadable",
+            f"the WAL frames of {run.count} transaction(s) from spool offset {run.offset} stayed unreadable",
         )
 
     def ack(self, rec: Record) -> None:
