@@ -10,7 +10,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -136,7 +136,7 @@ def test_a_backlog_ships_in_batches_a_restore_can_tell_apart(
         rep.ship()
         conn.execute("INSERT INTO t VALUES (1, 'first')")
         time.sleep(1.1)
-        between = datetime.now(timezone.utc)
+        between = datetime.now(UTC)
         time.sleep(1.1)
         conn.execute("INSERT INTO t VALUES (2, 'second')")
         assert rep.ship() == 2  # one call, as after an outage
