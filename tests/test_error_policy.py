@@ -3,6 +3,8 @@ which failures it retries, waits out or stops on."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from bottomless.error_policy import MAX_BACKOFF_SECS, Verdict, classify, next_backoff
@@ -43,8 +45,13 @@ def test_verdict(exc: Exception, starting: bool, verdict: Verdict) -> None:
 
 def test_backoff_grows_to_a_bound() -> None:
     waits = [0.0]
-    for _ in range(20):
+    for _ in range(60):  # enough to reach the cap's range but for odds far below one in a billion
         waits.append(next_backoff(waits[-1]))
     assert 0.1 <= waits[1] <= 0.2
     assert max(waits) <= MAX_BACKOFF_SECS
-    assert waits[-1] >= MAX_BACKOFF_SECS / 2
+    # Each wait is the doubled one before, capped, jittered down by at most
+    # half (a bound on every step: 28 s jittered to 14 s can repeat).
+    for before, wait in itertools.pairwise(waits[1:]):
+        ceiling = min(MAX_BACKOFF_SECS, 2 * before)
+        assert ceiling / 2 <= wait <= ceiling
+    assert max(waits) >= MAX_BACKOFF_SECS / 2  # it reaches the cap's range

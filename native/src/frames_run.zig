@@ -15,10 +15,6 @@ const batch_pages = @import("batch_pages.zig");
 const status = @import("status.zig");
 const Error = status.Error;
 
-/// Bytes read before the first compaction: below this, a batch is read
-/// whole and compacted once, as small batches always were.
-const compact_min = 1 << 20;
-
 pub const Run = struct {
     /// Bytes of frames written at the start of `out`.
     bytes: usize,
@@ -29,68 +25,49 @@ pub const Run = struct {
 
 /// Encodes the pages of up to `count` records starting at `offset` (all of
 /// one page size) as one transaction of WAL frames continuing `chain`, each
-/// page once in its newest image, back to back in `out`.
+/// page once in its newest image (`batch_pages.Newest`), back to back at
+/// the start of `out`.
 /// The first record is always taken; each later one only while the batch
-/// then holds at most `max_frames` distinct pages and fits in `out`, so an
-/// object exceeds `max_frames` only when its one transaction does.
-/// Older images are dropped as the reading goes (once what was read since
-/// the last time doubles what was kept, or `out` is full), so the part of
-/// `out` ever written is about twice the batch's distinct pages, not every
-/// frame: a caller's scratch that is not written is never paged in.
+/// holds fewer than `max_frames` pages and would then hold at most that many and it fits in `out`
+/// beside them, so an object exceeds `max_frames` only when its one
+/// transaction does. Each record is read into `out` after the batch's
+/// pages and each frame copied once into its page's place, so the part of
+/// `out` ever written is the batch's pages and one record, not every frame:
+/// a caller's scratch that is not written is never paged in.
 /// On Busy (the WAL is being rewritten) `chain` is left as it was, so the
 /// caller can simply call again.
 pub fn framesRun(reader: *spool.Reader, offset: u64, count: u64, max_frames: u64, chain: *walfmt.Chain, out: []u8) (Error || error{Busy})!Run {
-    std.debug.assert(max_frames > 0);
-    var seen: std.AutoHashMapUnmanaged(u32, void) = .empty;
-    defer seen.deinit(std.heap.c_allocator);
+    std.debug.assert(max_frames > 0 and count > 0);
+    const first = (try reader.next(offset)) orelse return missing(0, offset);
+    var batch = batch_pages.Newest.init(out, first.page_size);
+    defer batch.deinit();
     var off = offset;
-    var page_size: u32 = 0;
     var db_size: u32 = 0;
-    var pos: usize = 0;
-    var kept: usize = 0; // out[0..kept] holds each of its pages once
     var i: u64 = 0;
     while (i < count) : (i += 1) {
-        const h = (try reader.next(off)) orelse {
-            status.set("spool record {d} of the batch at offset {d} is not there", .{ i, off });
-            return error.Misuse;
-        };
-        const size: usize = @intCast(h.entrySize());
-        if (page_size != 0 and h.page_size != page_size) {
+        const h = (try reader.next(off)) orelse return missing(i, off);
+        if (h.page_size != first.page_size) {
             status.set("spool record {d} of the batch changes the page size; a batch holds one", .{i});
             return error.Misuse;
         }
-        if (out.len - pos < size and pos > kept) {
-            pos = try batch_pages.dropOlder(out[0..pos], page_size, 0);
-            kept = pos;
-        }
-        if (out.len - pos < size) {
+        const size: usize = @intCast(h.entrySize());
+        const staging = batch.staging();
+        if (staging.len < size) {
             if (i == 0) return error.BufferTooSmall;
             break;
         }
-        // As stored: keepNewest checksums only what it keeps.
-        try reader.rawFrames(off, h, out[pos..][0..size]);
-        const fits = try fitsBatch(&seen, out[pos..][0..size], h.page_size, max_frames);
-        if (i > 0 and !fits) break;
-        page_size = h.page_size;
+        // As stored: finish() checksums only what it keeps.
+        try reader.rawFrames(off, h, staging[0..size]);
+        const full = batch.pages() >= max_frames;
+        if (try batch.pagesWith(staging[0..size]) > max_frames or full) if (i > 0) break;
+        try batch.take(staging[0..size]);
         db_size = h.db_size;
-        pos += size;
         off += spool.record_size;
-        if (pos - kept > @max(kept, compact_min)) {
-            pos = try batch_pages.dropOlder(out[0..pos], page_size, 0);
-            kept = pos;
-        }
     }
-    if (pos == 0) return .{ .bytes = 0, .records = i };
-    return .{ .bytes = try batch_pages.keepNewest(out[0..pos], page_size, db_size, chain), .records = i };
+    return .{ .bytes = try batch.finish(db_size, chain), .records = i };
 }
 
-/// Adds the pages of one record's `frames` to `seen`; false when the batch
-/// already held `max_frames` pages, or would hold more with this record.
-fn fitsBatch(seen: *std.AutoHashMapUnmanaged(u32, void), frames: []const u8, page_size: u32, max_frames: u64) Error!bool {
-    if (seen.count() >= max_frames) return false;
-    const fsz: usize = walfmt.frame_header_size + page_size;
-    const n: u32 = @intCast(frames.len / fsz);
-    try seen.ensureUnusedCapacity(std.heap.c_allocator, n);
-    for (0..n) |k| seen.putAssumeCapacity(std.mem.readInt(u32, frames[k * fsz ..][0..4], .big), {});
-    return seen.count() <= max_frames;
+fn missing(i: u64, off: u64) Error {
+    status.set("spool record {d} of the batch at offset {d} is not there", .{ i, off });
+    return error.Misuse;
 }

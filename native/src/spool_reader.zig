@@ -131,7 +131,7 @@ pub const Reader = struct {
     /// The record's frames as stored (in the WAL, or its copy) into out,
     /// whole: page numbers in their headers, checksums not recomputed. For
     /// a batch, whose kept frames are re-encoded once duplicates are gone
-    /// (batch_pages.keepNewest): one read per record, and no checksum over
+    /// (batch_pages.Newest): one read per record, and no checksum over
     /// images that are about to be dropped. Busy as frames().
     pub fn rawFrames(self: *Reader, offset: u64, h: Header, out: []u8) (Error || error{Busy})!void {
         const len: usize = @intCast(h.entrySize());

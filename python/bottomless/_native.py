@@ -315,9 +315,10 @@ class Native:
         buffer (no per-record call or copy under the GIL); with how many
         records it took. None on BUSY."""
         fsz = frame_size(run.page_size)
-        # Room for the batch and as much again to read into before the
-        # older images are dropped; never more than every frame.
-        size = min(run.raw_bytes, max(run.max_pages, 2 * max_frames) * fsz)
+        # Room for the batch's pages and one record read beside them (the
+        # core copies each frame into its page's place); never more than
+        # every frame.
+        size = min(run.raw_bytes, (max_frames + run.max_pages) * fsz)
         buf = self._unzeroed("uint8_t[]", size)
         written = self.ffi.new("size_t *")
         taken = self.ffi.new("uint64_t *")
