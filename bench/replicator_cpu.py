@@ -48,9 +48,9 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime, stat(5)
 
 
-def one(work: Path, server: S3Server, name: str, scale: float, build: str, pythonpath: str) -> list[str]:
+def one(work: Path, server: S3Server, name: str, scale: float, build: str, pythonpath: str, n: int) -> list[str]:
     w = next(x for x in WORKLOADS if x.name == name)
-    db = work / f"{name}-{build}-{len(list(work.iterdir()))}.db"
+    db = work / f"{name}-{build}-{n}.db"
     register_python_sqlite()
     conn = sqlite3.connect(f"file:{db}?vfs=bottomless", uri=True, isolation_level=None)
     conn.execute("PRAGMA journal_mode=wal")
@@ -107,11 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in names:
             for n in range(args.rounds):
                 for build, path in builds if n % 2 == 0 else builds[::-1]:
-                    rows.append(one(Path(tmp), server, name, args.scale, build, path))
+                    rows.append(one(Path(tmp), server, name, args.scale, build, path, n))
                     print("  " + ", ".join(rows[-1]), flush=True)
-    head = ["workload", "replicator", "txs", "tx/s", "writer CPU s", "replicator CPU s", "S3 server CPU s", "PUTs"]
-    head.append("load")
-    print(table(head, rows))
+    head = ["workload", "replicator", "txs", "tx/s", "writer CPU s"]
+    print(table([*head, "replicator CPU s", "S3 server CPU s", "PUTs", "load"], rows))
     return 0
 
 

@@ -90,9 +90,7 @@ pub const Newest = struct {
 
     /// Lays the batch out at the start of `area`, pages past `db_size` (the
     /// last commit truncated them) dropped, as one transaction continuing
-    /// `chain`, the last frame its commit; returns the bytes. The frames are
-    /// moved into order by cycles of the permutation, through one frame of
-    /// scratch.
+    /// `chain`, the last frame its commit; returns the bytes.
     pub fn finish(self: *Newest, db_size: u32, chain: *walfmt.Chain) Error!usize {
         const n = self.pages();
         if (n == 0) return 0;
@@ -154,21 +152,18 @@ pub const Newest = struct {
     }
 };
 
-/// Compacts `frames` (whole frames of `page_size`, oldest first, as one
-/// batch) in place to the newest image of each page, dropping pages past
-/// `db_size`, in the order of their newest image, re-encoded as one
-/// transaction continuing `chain`; returns the bytes kept.
-pub fn keepNewest(frames: []u8, page_size: u32, db_size: u32, chain: *walfmt.Chain) Error!usize {
+fn pgnoAt(frames: []const u8, fsz: usize, i: usize) u32 {
+    return std.mem.readInt(u32, frames[i * fsz ..][0..4], .big);
+}
+
+/// All of `frames` as one batch, taken at once (the staging area is the
+/// frames themselves).
+fn newestOfAll(frames: []u8, page_size: u32, db_size: u32, chain: *walfmt.Chain) Error!usize {
     var batch = Newest.init(frames, page_size);
     defer batch.deinit();
-    // All at once: the staging area is the frames themselves.
     _ = try batch.pagesWith(frames);
     try batch.take(frames);
     return batch.finish(db_size, chain);
-}
-
-fn pgnoAt(frames: []const u8, fsz: usize, i: usize) u32 {
-    return std.mem.readInt(u32, frames[i * fsz ..][0..4], .big);
 }
 
 test "keeps the newest image of each page, drops truncated pages, one commit frame last" {
@@ -184,7 +179,7 @@ test "keeps the newest image of each page, drops truncated pages, one commit fra
         walfmt.encodeFrame(f[0..walfmt.frame_header_size], p, if (i == 1) 3 else 0, f[walfmt.frame_header_size..], &scratch);
     }
     var chain = walfmt.Chain{ .salt1 = 1, .salt2 = 2, .cksum1 = 7, .cksum2 = 8 };
-    const kept = try keepNewest(&buf, ps, 2, &chain);
+    const kept = try newestOfAll(&buf, ps, 2, &chain);
     try std.testing.expectEqual(@as(usize, 2 * fsz), kept);
     var check = walfmt.Chain{ .salt1 = 1, .salt2 = 2, .cksum1 = 7, .cksum2 = 8 };
     const want = [_][3]u32{ .{ 1, 12, 0 }, .{ 2, 14, 2 } }; // pgno, content, commit

@@ -28,9 +28,9 @@ pub const Run = struct {
 /// page once in its newest image (`batch_pages.Newest`), back to back at
 /// the start of `out`.
 /// The first record is always taken; each later one only while the batch
-/// holds fewer than `max_frames` pages and would then hold at most that many and it fits in `out`
-/// beside them, so an object exceeds `max_frames` only when its one
-/// transaction does. Each record is read into `out` after the batch's
+/// holds fewer than `max_frames` pages, would hold at most that many with
+/// it, and it fits in `out` beside them: an object exceeds `max_frames`
+/// only when its one transaction does. Each record is read into `out` after the batch's
 /// pages and each frame copied once into its page's place, so the part of
 /// `out` ever written is the batch's pages and one record, not every frame:
 /// a caller's scratch that is not written is never paged in.
@@ -45,7 +45,7 @@ pub fn framesRun(reader: *spool.Reader, offset: u64, count: u64, max_frames: u64
     var db_size: u32 = 0;
     var i: u64 = 0;
     while (i < count) : (i += 1) {
-        const h = (try reader.next(off)) orelse return missing(i, off);
+        const h = if (i == 0) first else (try reader.next(off)) orelse return missing(i, off);
         if (h.page_size != first.page_size) {
             status.set("spool record {d} of the batch changes the page size; a batch holds one", .{i});
             return error.Misuse;
@@ -58,8 +58,8 @@ pub fn framesRun(reader: *spool.Reader, offset: u64, count: u64, max_frames: u64
         }
         // As stored: finish() checksums only what it keeps.
         try reader.rawFrames(off, h, staging[0..size]);
-        const full = batch.pages() >= max_frames;
-        if (try batch.pagesWith(staging[0..size]) > max_frames or full) if (i > 0) break;
+        const with = try batch.pagesWith(staging[0..size]);
+        if (i > 0 and (batch.pages() >= max_frames or with > max_frames)) break;
         try batch.take(staging[0..size]);
         db_size = h.db_size;
         off += spool.record_size;

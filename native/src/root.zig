@@ -179,7 +179,7 @@ pub export fn bottomless_spool_next(s: ?*Spool, offset: u64, out: ?*Record) c_in
     const r = s orelse return misuse("spool is NULL");
     const o = out orelse return misuse("out is NULL");
     const h = (r.next(offset) catch |e| return fail(e)) orelse return status.DONE;
-    o.* = .{ .seq = h.seq, .offset = offset, .next_offset = offset + h.totalSize(), .unix_ms = h.unix_ms, .page_size = h.page_size, .db_size = h.db_size, .n_pages = h.n_pages, .flags = h.flags };
+    o.* = recordOf(.{ .offset = offset, .header = h });
     return status.OK;
 }
 
@@ -221,6 +221,8 @@ pub export fn bottomless_spool_frames_run(s: ?*Spool, offset: u64, count: u64, m
     return status.OK;
 }
 
+/// What the replicator reads of the record found at `f.offset` (all zeros
+/// for none: seq 0 is no record).
 fn recordOf(found: ?spool_offer.Found) Record {
     const f = found orelse return std.mem.zeroes(Record);
     const h = f.header;

@@ -6,7 +6,6 @@
 const std = @import("std");
 const format = @import("spool_format.zig");
 const Reader = @import("spool_reader.zig").Reader;
-const walfmt = @import("walfmt.zig");
 const fileio = @import("fileio.zig");
 const status = @import("status.zig");
 const Error = status.Error;

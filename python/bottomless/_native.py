@@ -255,7 +255,7 @@ class Native:
         code = self.check(self.lib.bottomless_spool_next(handle, offset, raw), f"reading the spool at {offset}")
         if code == self.lib.BOTTOMLESS_DONE:
             return None
-        return Record(raw, bool(raw.flags & self.lib.BOTTOMLESS_GAP_BEFORE))
+        return self._record(raw)
 
     def spool_frames(
         self, handle: Any, rec: Record, first: int, count: int, chain: Chain
@@ -304,7 +304,10 @@ class Native:
     def _record_copy(self, raw: Any) -> Record:
         own = self.ffi.new("bottomless_record *")
         own[0] = raw
-        return Record(own, bool(own.flags & self.lib.BOTTOMLESS_GAP_BEFORE))
+        return self._record(own)
+
+    def _record(self, raw: Any) -> Record:
+        return Record(raw, bool(raw.flags & self.lib.BOTTOMLESS_GAP_BEFORE))
 
     def spool_frames_run(
         self, handle: Any, run: RecordRun, chain: Chain, max_frames: int

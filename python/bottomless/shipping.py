@@ -222,7 +222,6 @@ class Shipper:
             raise BottomlessError(
                 f"spool of {self.target.db_path} skips from seq {self.state.shipped_seq} to {offer.next.seq}"
             )
-        # Only a new generation can change the page size (below).
         gap = offer.next if offer.stop is OfferStop.GAP else None
         if gap is not None:
             # What S3 holds cannot continue across the hole: a snapshot
@@ -237,15 +236,10 @@ class Shipper:
         if (
             snapshot_due
             or self.state.frames_since_snapshot >= self.target.config.snapshot_frames
-            or self._page_size_changed()
+            or offer.stop is OfferStop.PAGE_SIZE  # only a new generation can change it
         ):
             return ShipResult(shipped, Restart.DUE)
         return ShipResult(shipped)
-
-    def _page_size_changed(self) -> bool:
-        assert self.state is not None
-        rec = next(iter(self.spool.records()), None)
-        return rec is not None and rec.seq > self.state.shipped_seq and rec.page_size != self.state.page_size
 
     def _ship_offer(self, run: RecordRun) -> int:
         """Ships ``run`` in as many batches as BATCH_MAX_FRAMES asks for."""

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bottomless.frames import frame_size
-from bottomless.spool import OfferStop, Record, Spool
+from bottomless.spool import OfferStop, Spool
 from bottomless.sqlite_vfs import register_python_sqlite
 
 NO_LIMIT = 1 << 40
@@ -36,13 +36,9 @@ def db(tmp_path: Path) -> Iterator[Path]:
         conn.close()
 
 
-def _records(spool: Spool) -> list[Record]:
-    return list(spool.records())
-
-
 def test_everything_unshipped_is_offered(db: Path) -> None:
     with Spool(str(db)) as spool:
-        recs = _records(spool)
+        recs = list(spool.records())
         offer = spool.offer(0, recs[0].page_size, NO_LIMIT, NO_LIMIT)
         assert offer.stop is OfferStop.END and offer.skipped is None and offer.next is None
         assert offer.run is not None
@@ -54,7 +50,7 @@ def test_everything_unshipped_is_offered(db: Path) -> None:
 
 def test_records_already_in_s3_are_passed_over_and_named(db: Path) -> None:
     with Spool(str(db)) as spool:
-        recs = _records(spool)
+        recs = list(spool.records())
         offer = spool.offer(recs[1].seq, recs[0].page_size, NO_LIMIT, NO_LIMIT)
         assert offer.skipped is not None and offer.skipped.seq == recs[1].seq
         spool.ack(offer.skipped)  # the record comes back as the core's own struct
@@ -65,7 +61,7 @@ def test_records_already_in_s3_are_passed_over_and_named(db: Path) -> None:
 
 def test_the_first_record_is_always_taken_then_the_bytes_limit_ends_it(db: Path) -> None:
     with Spool(str(db)) as spool:
-        recs = _records(spool)
+        recs = list(spool.records())
         offer = spool.offer(0, recs[0].page_size, 1, NO_LIMIT)
         assert offer.run is not None and offer.run.count == 1
         assert offer.stop is OfferStop.FULL and offer.next is not None and offer.next.seq == recs[1].seq
@@ -73,7 +69,7 @@ def test_the_first_record_is_always_taken_then_the_bytes_limit_ends_it(db: Path)
 
 def test_commits_further_apart_than_the_span_are_offered_apart(db: Path) -> None:
     with Spool(str(db)) as spool:
-        recs = _records(spool)
+        recs = list(spool.records())
         offer = spool.offer(0, recs[0].page_size, NO_LIMIT, 200)
         assert offer.run is not None and offer.run.count == len(recs) - 1
         assert offer.stop is OfferStop.FULL and offer.next is not None and offer.next.seq == recs[-1].seq
@@ -81,7 +77,7 @@ def test_commits_further_apart_than_the_span_are_offered_apart(db: Path) -> None
 
 def test_another_page_size_is_not_offered(db: Path) -> None:
     with Spool(str(db)) as spool:
-        recs = _records(spool)
+        recs = list(spool.records())
         offer = spool.offer(0, recs[0].page_size // 2, NO_LIMIT, NO_LIMIT)
         assert offer.run is None and offer.stop is OfferStop.PAGE_SIZE
         assert offer.next is not None and offer.next.seq == recs[0].seq
