@@ -20,6 +20,7 @@ const materialize = @import("materialize.zig").materialize;
 const seal_mod = @import("seal.zig");
 const problems = @import("problems.zig");
 const Copier = @import("copier.zig").Copier;
+const wal_hold = @import("wal_hold.zig");
 const status = @import("status.zig");
 const log = @import("log.zig");
 const fileio = @import("fileio.zig");
@@ -44,6 +45,8 @@ pub const WalCapture = struct {
     /// SQLite keeps open, not a one-off check before deleting the WAL).
     copy_ahead: bool = false,
     copier: ?*Copier = null,
+    /// Keeps SQLite from reusing WAL frames not yet shipped (wal_hold.zig).
+    hold: wal_hold.Hold = .{},
     /// A capture step failed and was logged; the next failure is not (one
     /// line per episode, not per commit), the next success says so.
     failing: bool = false,
@@ -54,6 +57,7 @@ pub const WalCapture = struct {
 
     pub fn deinit(self: *WalCapture) void {
         if (self.copier) |cp| cp.destroy();
+        self.hold.deinit();
         self.writer.deinit();
     }
 
@@ -88,6 +92,13 @@ pub const WalCapture = struct {
             self.epoch = epoch;
             self.beginTransaction();
         }
+    }
+
+    /// Whether SQLite must not checkpoint or restart the WAL `wal` now
+    /// (wal_hold.zig): only a WAL handle SQLite keeps open holds it.
+    pub fn holdsWal(self: *WalCapture, wal: wal_hold.Wal, lock: wal_hold.Lock) bool {
+        if (!self.copy_ahead or self.writer.fd < 0) return false;
+        return self.hold.wanted(&self.writer.paths, self.writer.fd, self.writer.last, wal, lock);
     }
 
     /// Reads the current WAL header (another process may have restarted the
@@ -135,9 +146,11 @@ pub const WalCapture = struct {
                 .emptied => try seal_mod.store(&self.writer.paths, .{ .kind = .emptied, .seq = newest, .db = seal_mod.Identity.of(spool.Paths.z(&self.writer.paths.db)) }),
             }
         }
-        // The replicator did not keep up with this cycle: copy the next one
-        // in the background as it is written.
-        if (copied > 0 and self.copy_ahead) self.startCopier();
+        // The replicator did not keep up with this cycle even while the WAL
+        // was held (or nothing holds it): copy the next one in the
+        // background as it is written. A short unshipped tail, copied when
+        // a held WAL is reused, is no reason to copy everything.
+        if (copied > 0 and self.copy_ahead and !self.hold.covers(self.page_size, self.last_commit_frame)) self.startCopier();
         self.recovered();
     }
 

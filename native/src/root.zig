@@ -353,6 +353,7 @@ const all_files = struct {
     pub const status = @import("status.zig");
     pub const vfs = @import("vfs.zig");
     pub const wal_handles = @import("wal_handles.zig");
+    pub const wal_hold = @import("wal_hold.zig");
     pub const walfmt = @import("walfmt.zig");
     pub const walread = @import("walread.zig");
 };

@@ -76,6 +76,11 @@ pub fn hasReader(paths: *const Paths) bool {
 pub fn readAck(paths: *const Paths) Error!Ack {
     const fd = (try fileio.openIfExists(Paths.z(&paths.ack), false)) orelse return .{};
     defer fileio.close(fd);
+    return readAckFd(fd);
+}
+
+/// The acknowledgement in an open ack file (the writer rewrites it in place).
+pub fn readAckFd(fd: fileio.Fd) Error!Ack {
     var f: Ack = undefined;
     if (try fileio.preadAll(fd, std.mem.asBytes(&f), 0) != @sizeOf(Ack)) return .{};
     return Ack.decode(&f) orelse .{};

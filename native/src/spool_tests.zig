@@ -8,6 +8,8 @@ const sidefolder = @import("sidefolder.zig");
 const Writer = @import("spool_writer.zig").Writer;
 const Reader = @import("spool_reader.zig").Reader;
 const bell = @import("bell.zig");
+const wal_hold = @import("wal_hold.zig");
+const spool_ack = @import("spool_ack.zig");
 const testing = std.testing;
 const record_size = format.record_size;
 
@@ -148,4 +150,59 @@ test "an armed bell rings at the next record, once" {
     var rung: [1]u8 = undefined;
     try testing.expectEqual(@as(usize, 1), try fileio.preadAll(fd, &rung, 64));
     try testing.expectEqual(@as(u8, 1), rung[0]);
+}
+
+test "the WAL is held while its newest record is unacknowledged, and only then" {
+    var s: Scratch = .{};
+    try s.init();
+    defer s.deinit();
+    var w = try Writer.init(testing.allocator, s.path());
+    defer w.deinit();
+    // Records 1..3, committed at WAL frames 10, 20 and 400 of one cycle.
+    try w.append(4096, 7, 8, 1, 10, 2);
+    try w.append(4096, 7, 8, 11, 20, 2);
+    try w.append(4096, 7, 8, 21, 400, 2);
+    var hold = wal_hold.Hold{};
+    defer hold.deinit();
+    const wal = wal_hold.Wal{ .page_size = 4096, .salt1 = 7, .salt2 = 8, .mx_frame = 400, .backfilled = 0 };
+    try testing.expect(!hold.wanted(&w.paths, w.fd, null, wal, .checkpoint));
+    // No ack file: no replicator has read the spool, nothing to hold for.
+    try testing.expect(!hold.wanted(&w.paths, w.fd, w.last, wal, .checkpoint));
+    try spool_ack.writeAck(&w.paths, .{ .acked_seq = 2, .next_offset = 2 * record_size, .last_record_offset = record_size });
+    try testing.expect(hold.wanted(&w.paths, w.fd, w.last, wal, .checkpoint));
+    // 380 of 400 frames unshipped: no restart yet.
+    try testing.expect(hold.wanted(&w.paths, w.fd, w.last, wal, .restart));
+    var backfill_due = wal;
+    backfill_due.mx_frame = 1400;
+    backfill_due.backfilled = 400; // 1,000 new frames: a checkpoint may run
+    try testing.expect(!hold.wanted(&w.paths, w.fd, w.last, backfill_due, .checkpoint));
+    var other_cycle = wal;
+    other_cycle.salt1 = 9; // the newest record is of an earlier WAL cycle
+    try testing.expect(!hold.wanted(&w.paths, w.fd, w.last, other_cycle, .checkpoint));
+    var full = wal;
+    full.mx_frame = 16_400; // past the default size
+    try testing.expect(!hold.wanted(&w.paths, w.fd, w.last, full, .checkpoint));
+    // Acknowledged through the newest record (the file rewritten in place,
+    // read through the descriptor the hold keeps open).
+    try spool_ack.writeAck(&w.paths, .{ .acked_seq = 3, .next_offset = 3 * record_size, .last_record_offset = 2 * record_size });
+    try testing.expect(!hold.wanted(&w.paths, w.fd, w.last, wal, .checkpoint));
+    try testing.expect(!hold.wanted(&w.paths, w.fd, w.last, wal, .restart));
+}
+
+test "a restart goes ahead once the unshipped tail is short" {
+    var s: Scratch = .{};
+    try s.init();
+    defer s.deinit();
+    var w = try Writer.init(testing.allocator, s.path());
+    defer w.deinit();
+    try w.append(4096, 7, 8, 1, 350, 2);
+    try w.append(4096, 7, 8, 351, 400, 2);
+    try spool_ack.writeAck(&w.paths, .{ .acked_seq = 1, .next_offset = record_size, .last_record_offset = 0 });
+    var hold = wal_hold.Hold{};
+    defer hold.deinit();
+    const wal = wal_hold.Wal{ .page_size = 4096, .salt1 = 7, .salt2 = 8, .mx_frame = 400, .backfilled = 400 };
+    // 50 of 400 frames unshipped: the tail is copied and the WAL reused.
+    try testing.expect(!hold.wanted(&w.paths, w.fd, w.last, wal, .restart));
+    // But a checkpoint still waits for new frames.
+    try testing.expect(hold.wanted(&w.paths, w.fd, w.last, wal, .checkpoint));
 }

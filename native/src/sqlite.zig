@@ -5,6 +5,7 @@ const std = @import("std");
 
 pub const OK: c_int = 0;
 pub const ERROR: c_int = 1;
+pub const BUSY: c_int = 5;
 pub const MISUSE: c_int = 21;
 pub const NOTFOUND: c_int = 12;
 pub const IOERR: c_int = 10;
@@ -14,6 +15,10 @@ pub const CANTOPEN: c_int = 14;
 pub const OK_LOAD_PERMANENTLY: c_int = 256;
 pub const NOTFOUND_FCNTL: c_int = 12;
 
+/// xLock's strongest level: a WAL database takes it only to close (or in
+/// exclusive locking mode).
+pub const LOCK_EXCLUSIVE: c_int = 4;
+
 pub const OPEN_MAIN_DB: c_int = 0x00000100;
 pub const OPEN_WAL: c_int = 0x00080000;
 
@@ -21,7 +26,9 @@ pub const SHM_UNLOCK: c_int = 1;
 pub const SHM_LOCK: c_int = 2;
 pub const SHM_SHARED: c_int = 4;
 pub const SHM_EXCLUSIVE: c_int = 8;
-/// The shared-memory lock slots of WAL recovery and of the readers.
+/// The shared-memory lock slots of the checkpointer, WAL recovery and the
+/// readers.
+pub const WAL_CKPT_LOCK: c_int = 1;
 pub const WAL_RECOVER_LOCK: c_int = 2;
 pub const WAL_READ_LOCK0: c_int = 3;
 pub const WAL_NREADER: c_int = 5;

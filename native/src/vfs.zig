@@ -6,6 +6,7 @@ const builtin = @import("builtin");
 const native_endian = builtin.cpu.arch.endian();
 const sqlite = @import("sqlite.zig");
 const capture = @import("capture.zig");
+const wal_hold = @import("wal_hold.zig");
 const spool = @import("spool.zig");
 const status = @import("status.zig");
 const log = @import("log.zig");
@@ -40,6 +41,12 @@ const BFile = extern struct {
     /// the wal-index (recovery after a crash) while holding it.
     holds_write: bool = false,
     recovered: bool = false,
+    /// Main db: the WAL file object SQLite opened for this connection,
+    /// when it is ours.
+    wal: ?*BFile = null,
+    /// Main db: this connection holds SQLite's EXCLUSIVE lock on the
+    /// database file (it is closing, or in exclusive locking mode).
+    exclusive: bool = false,
 };
 
 /// The WAL as one read transaction sees it: the cycle (salts as in the WAL
@@ -154,7 +161,10 @@ fn xOpen(vfs: *sqlite.Vfs, zname: ?[*:0]const u8, file: *sqlite.File, flags: c_i
             bf.cap = cap;
             if (reg.fns.database_file_object) |dfo| {
                 if (dfo(zname.?)) |mf| {
-                    if (mf.methods == &io_methods) bf.main = bfile(mf);
+                    if (mf.methods == &io_methods) {
+                        bf.main = bfile(mf);
+                        bfile(mf).wal = bf;
+                    }
                 }
             }
             wal_handles.noteOpened(bf);
@@ -192,6 +202,9 @@ fn m(f: *sqlite.File) *const sqlite.IoMethods {
 fn ioClose(f: *sqlite.File) callconv(.c) c_int {
     const bf = bfile(f);
     const rc = m(f).xClose.?(bf.real);
+    if (bf.main) |main| {
+        if (main.wal == bf) main.wal = null;
+    }
     if (bf.cap) |cap| {
         wal_handles.noteClosed(bf);
         cap.deinit();
@@ -234,9 +247,12 @@ fn ioFileSize(f: *sqlite.File, out: *i64) callconv(.c) c_int {
     return m(f).xFileSize.?(bfile(f).real, out);
 }
 fn ioLock(f: *sqlite.File, l: c_int) callconv(.c) c_int {
-    return m(f).xLock.?(bfile(f).real, l);
+    const rc = m(f).xLock.?(bfile(f).real, l);
+    if (rc == sqlite.OK and l == sqlite.LOCK_EXCLUSIVE) bfile(f).exclusive = true;
+    return rc;
 }
 fn ioUnlock(f: *sqlite.File, l: c_int) callconv(.c) c_int {
+    if (l < sqlite.LOCK_EXCLUSIVE) bfile(f).exclusive = false;
     return m(f).xUnlock.?(bfile(f).real, l);
 }
 fn ioCheckReservedLock(f: *sqlite.File, out: *c_int) callconv(.c) c_int {
@@ -305,6 +321,7 @@ fn ioShmLock(f: *sqlite.File, ofst: c_int, n: c_int, flags: c_int) callconv(.c) 
         if (!exclusive and n == 1 and ofst >= sqlite.WAL_READ_LOCK0) bf.view.valid = false;
         return rc;
     }
+    if (exclusive and holdsWal(bf, ofst, n)) return sqlite.BUSY;
     const rc = x(bf.real, ofst, n, flags);
     if (rc != sqlite.OK) return rc;
     if (exclusive) {
@@ -317,6 +334,29 @@ fn ioShmLock(f: *sqlite.File, ofst: c_int, n: c_int, flags: c_int) callconv(.c) 
         bf.view = readView(bf.shm0);
     }
     return rc;
+}
+
+/// Whether this exclusive request is SQLite's checkpoint lock, or a
+/// writer's lock to restart the WAL (all read marks but the first), that
+/// capture wants refused for now (wal_hold.zig).
+fn holdsWal(bf: *BFile, ofst: c_int, n: c_int) bool {
+    const ckpt = ofst == sqlite.WAL_CKPT_LOCK and n == 1;
+    const restart = ofst == sqlite.WAL_READ_LOCK0 + 1 and n == sqlite.WAL_NREADER - 1;
+    if (!ckpt and !restart) return false;
+    if (bf.kind != .main or bf.exclusive) return false;
+    const cap = (bf.wal orelse return false).cap orelse return false;
+    const view = readView(bf.shm0);
+    if (!view.valid) return false;
+    const wal: wal_hold.Wal = .{ .page_size = cap.page_size, .salt1 = view.salt1, .salt2 = view.salt2, .mx_frame = view.mx_frame, .backfilled = backfilled(bf.shm0) };
+    return cap.holdsWal(wal, if (ckpt) .checkpoint else .restart);
+}
+
+/// nBackfill of the wal-index: the first field after the header's two copies.
+fn backfilled(shm0: ?*anyopaque) u32 {
+    const p: [*]const volatile u8 = @ptrCast(shm0 orelse return 0);
+    var b: [4]u8 = undefined;
+    for (&b, 0..) |*x, i| x.* = p[96 + i];
+    return std.mem.readInt(u32, &b, native_endian);
 }
 
 /// The wal-index header as SQLite left it when this read lock was granted.

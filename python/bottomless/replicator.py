@@ -64,17 +64,19 @@ from bottomless.target import Target
 log = logging.getLogger(__name__)
 
 POLL_SECS = 0.05
-# A writer that outruns the batch interval makes SQLite reuse the WAL before
-# the frames are shipped, so the capture copies them into the side folder
-# (`pages`): at 10,000 small transactions a second, about 200 MB in one 1 s
-# interval, near the folder's default cap, past which history is dropped for
-# a new snapshot. So while a batch is pending the loop looks every
-# COPIES_CHECK_SECS (a stat of one file, no request) and ships as soon as
-# the copies pass SHIP_COPIES_BYTES, not at the next grid point. A writer
-# that stays inside the WAL makes no copies and its batches keep to the
-# grid. The fleet schedules on ``due_in`` alone and does not look early.
-COPIES_CHECK_SECS = 0.1
-SHIP_COPIES_BYTES = 16 << 20
+# A writer that outruns the batch interval would make SQLite reuse the WAL
+# before its frames are shipped. Capture holds the WAL while it holds
+# unshipped commits (wal_hold.zig), up to 64 MiB, and past that copies
+# them into the side folder (`pages`): at 10,000 small transactions a second
+# about 200 MB in one 1 s interval, near the folder's default cap. So while
+# a batch is pending the loop looks every EARLY_CHECK_SECS (one local read,
+# no request) and ships as soon as the unshipped frames or their copies pass
+# SHIP_EARLY_BYTES, not at the next grid point: the WAL stays well inside
+# the hold, and nothing is copied. A writer slower than that keeps its
+# batches on the grid. The fleet schedules on ``due_in`` alone and does not
+# look early.
+EARLY_CHECK_SECS = 0.1
+SHIP_EARLY_BYTES = 16 << 20
 LOCK_POLL_SECS = 0.1
 BUSY_RETRY_SECS = 0.2
 ORPHAN_GIVE_UP_SECS = 600
@@ -239,8 +241,7 @@ class Replicator:
         on_time = self._first_pending is not None and (
             now >= self._clock.due(self._first_pending) or self._wake.is_set()
         )
-        copies = self._copied_bytes() if pending else 0
-        early = pending and not on_time and copies >= SHIP_COPIES_BYTES
+        early = pending and not on_time and self._backlog_is_large()
         if on_time or early or self._snapshot_requested:
             try:
                 self.ship()
@@ -261,18 +262,20 @@ class Replicator:
             # flush() with nothing to ship: nothing left to hurry.
             self._wake.clear()
         if self._first_pending is not None:
-            # Asleep until the batch is due (looking at the copies meanwhile):
+            # Asleep until the batch is due (looking at the backlog meanwhile):
             # flush() and stop wake it sooner.
             due_in = max(0.0, self._clock.due(self._first_pending) - time.monotonic())
-            return Step(wait=min(due_in, COPIES_CHECK_SECS), due_in=due_in)
+            return Step(wait=min(due_in, EARLY_CHECK_SECS), due_in=due_in)
         return Step(idle=True)
 
-    def _copied_bytes(self) -> int:
-        """Disk the side folder's copies of unshipped frames take (0: none)."""
+    def _backlog_is_large(self) -> bool:
+        """Whether the unshipped frames, in the WAL or copied out of it,
+        pass SHIP_EARLY_BYTES."""
         try:
-            return self.side.file(PAGES).stat().st_blocks * 512
+            copies = self.side.file(PAGES).stat().st_blocks * 512
         except FileNotFoundError:
-            return 0
+            copies = 0
+        return copies >= SHIP_EARLY_BYTES or self.shipper.backlog_at_least(SHIP_EARLY_BYTES)
 
     # ---- error policy ----------------------------------------------------------
     def _failed(self, doing: str, exc: Exception) -> Step:

@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 # fastest here), and each batch is one PUT, one state save and one
 # acknowledgement, so a second of them should be one batch, not many.
 RAW_BYTES_PER_OFFER = 256 << 20
+# An offer that only measures the backlog: no limit on its time span.
+_NO_SPAN_LIMIT_MS = 1 << 62
 
 
 class Restart(enum.Enum):
@@ -157,6 +159,14 @@ class Shipper:
         assert self.state is not None
         span_ms = int(2000 * self.target.config.batch_interval_secs)
         return self.spool.offer(self.state.shipped_seq, self.state.page_size, RAW_BYTES_PER_OFFER, span_ms)
+
+    def backlog_at_least(self, raw_bytes: int) -> bool:
+        """Whether the records not yet shipped hold at least ``raw_bytes``
+        of frames: one native scan of at most that much."""
+        if self.state is None:
+            return False
+        offer = self.spool.offer(self.state.shipped_seq, self.state.page_size, raw_bytes, _NO_SPAN_LIMIT_MS)
+        return offer.stop is OfferStop.FULL
 
     def ack_through(self, seq: int) -> None:
         last: Record | None = None

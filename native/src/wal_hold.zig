@@ -1,0 +1,158 @@
+//! Holding the WAL for the replicator. While the WAL holds commits that no
+//! replicator has acknowledged, the VFS refuses SQLite the checkpoint lock
+//! and the lock a writer takes to restart the WAL, as a reader still using
+//! those frames would make them unavailable. SQLite then appends to the WAL
+//! instead of reusing it, and the replicator ships the frames from the WAL
+//! itself: without the hold, every WAL cycle a fast writer finished before
+//! the next batch had its unshipped frames copied into the side folder and
+//! the spool synced (materialize.zig), in the writer's own process.
+//!
+//! No application statement fails or waits for it: SQLite asks for both
+//! locks without a busy handler and treats a refusal as "not now". The
+//! automatic checkpoint ignores it; an explicit PASSIVE, FULL, RESTART or
+//! TRUNCATE checkpoint reports busy, as it does while another connection
+//! checkpoints. Litestream's long read transaction has the same effect.
+//!
+//! The hold is bounded: it ends when the WAL reaches `variable`'s size (64
+//! MiB by default), and SQLite checkpoints and restarts as it would
+//! without it (capture copies what is still unshipped). It never starts before some replicator has read the
+//! spool (no `ack` file: its first snapshot covers everything), nor for a
+//! connection that is closing (SQLite's exclusive lock on the database file
+//! before its last checkpoint), nor for the one-off capture before a delete.
+const std = @import("std");
+const fileio = @import("fileio.zig");
+const walfmt = @import("walfmt.zig");
+const spool_ack = @import("spool_ack.zig");
+const sidefolder = @import("sidefolder.zig");
+const format = @import("spool_format.zig");
+const Last = format.Last;
+const log = @import("log.zig");
+
+/// The most WAL a hold lets SQLite accumulate, by default: 16,384 frames
+/// of 4 KiB pages (Litestream forces a checkpoint at 10,000 pages by
+/// default). The variable sets another size; 0 turns holding off.
+pub const variable = "LIBSQL_BOTTOMLESS_WAL_HOLD_BYTES";
+pub const default_max_bytes: u64 = 64 << 20;
+
+var bad_value_reported = std.atomic.Value(bool).init(false);
+
+fn configuredMax() u64 {
+    const v = std.c.getenv(variable) orelse return default_max_bytes;
+    return std.fmt.parseInt(u64, std.mem.span(v), 10) catch {
+        if (!bad_value_reported.swap(true, .acq_rel)) {
+            log.err("{s}={s} is not a number of bytes; using the default ({d})", .{ variable, std.mem.span(v), default_max_bytes });
+        }
+        return default_max_bytes;
+    };
+}
+
+/// While held, a checkpoint may still copy this many new frames into the
+/// database file at a time: SQLite's default autocheckpoint, so the file
+/// stays as fresh as without the hold, and the automatic checkpoint SQLite
+/// tries after every commit once the WAL is that long is not a checkpoint
+/// (with its syncs) after every commit.
+pub const backfill_frames: u32 = 1000;
+
+/// A restart goes ahead once at most this part of the WAL is unshipped (1/4):
+/// the replicator's batches never catch up with a writer that keeps writing,
+/// so the copy of a short tail is the price of reusing the WAL.
+const tail_shift = 2;
+
+/// What the WAL looks like at the moment SQLite asks for the lock.
+pub const Wal = struct {
+    page_size: u32,
+    salt1: u32,
+    salt2: u32,
+    /// The wal-index's last valid frame (mxFrame).
+    mx_frame: u32,
+    /// Frames already copied into the database file (nBackfill).
+    backfilled: u32,
+};
+
+/// Which of SQLite's locks is asked for.
+pub const Lock = enum { checkpoint, restart };
+
+pub const Hold = struct {
+    /// The ack file, kept open: the replicator rewrites it in place, and the
+    /// question is asked at every commit while a hold lasts.
+    ack_fd: fileio.Fd = -1,
+    /// The variable, read once per WAL handle (not at every commit).
+    max_bytes: ?u64 = null,
+    /// The newest acknowledged record as last read: its seq, and its
+    /// commit frame when it is of the WAL cycle `acked_salts` names.
+    acked_seq: u64 = 0,
+    acked_frame: u32 = 0,
+    acked_salts: [2]u32 = .{ 0, 0 },
+
+    pub fn deinit(self: *Hold) void {
+        if (self.ack_fd >= 0) fileio.close(self.ack_fd);
+        self.ack_fd = -1;
+    }
+
+    /// Whether SQLite must not take `lock` now. The WAL is held while the
+    /// newest record this capture appended is in it and not acknowledged:
+    /// then a checkpoint waits for `backfill_frames` new frames, and a
+    /// restart for a short unshipped tail. Anything it cannot tell means no
+    /// hold (the copy is the safe path).
+    pub fn wanted(self: *Hold, paths: *const sidefolder.Paths, spool_fd: fileio.Fd, last: ?Last, wal: Wal, lock: Lock) bool {
+        const newest = last orelse return false;
+        if (wal.page_size == 0) return false;
+        if (newest.wal_salt1 != wal.salt1 or newest.wal_salt2 != wal.salt2) return false;
+        if (!self.covers(wal.page_size, wal.mx_frame)) return false;
+        const fd = self.ackFd(paths) orelse return false;
+        const ack = spool_ack.readAckFd(fd) catch return false;
+        if (ack.acked_seq >= newest.seq) return false;
+        return switch (lock) {
+            .checkpoint => wal.mx_frame -| wal.backfilled < backfill_frames,
+            .restart => self.unshipped(spool_fd, ack, wal) > wal.mx_frame >> tail_shift,
+        };
+    }
+
+    /// Frames of the WAL after the newest acknowledged commit.
+    fn unshipped(self: *Hold, spool_fd: fileio.Fd, ack: spool_ack.Ack, wal: Wal) u32 {
+        if (ack.acked_seq != self.acked_seq) {
+            self.acked_seq = ack.acked_seq;
+            self.acked_frame = 0;
+            self.acked_salts = .{ 0, 0 };
+            const size = fileio.size(spool_fd) catch 0;
+            if (format.readHeader(spool_fd, ack.last_record_offset, size) catch null) |h| {
+                if (h.seq == ack.acked_seq) {
+                    self.acked_frame = h.wal_commit_frame;
+                    self.acked_salts = .{ h.wal_salt1, h.wal_salt2 };
+                }
+            }
+        }
+        const same_cycle = self.acked_salts[0] == wal.salt1 and self.acked_salts[1] == wal.salt2;
+        return wal.mx_frame -| (if (same_cycle) self.acked_frame else 0);
+    }
+
+    /// Whether a WAL of `frames` frames is within what a hold keeps.
+    pub fn covers(self: *Hold, page_size: u32, frames: u32) bool {
+        const max = self.max_bytes orelse configuredMax();
+        self.max_bytes = max;
+        return within(.{ .page_size = page_size, .salt1 = 0, .salt2 = 0, .mx_frame = frames, .backfilled = 0 }, max);
+    }
+
+    fn ackFd(self: *Hold, paths: *const sidefolder.Paths) ?fileio.Fd {
+        if (self.ack_fd < 0) {
+            self.ack_fd = (fileio.openIfExists(sidefolder.Paths.z(&paths.ack), false) catch return null) orelse return null;
+        }
+        return self.ack_fd;
+    }
+};
+
+fn within(wal: Wal, max: u64) bool {
+    const fsz: u64 = walfmt.frame_header_size + @as(u64, wal.page_size);
+    return walfmt.header_size + @as(u64, wal.mx_frame) * fsz < max;
+}
+
+test "a hold ends at its size, and a size of 0 holds nothing" {
+    const w = Wal{ .page_size = 4096, .salt1 = 1, .salt2 = 2, .mx_frame = 16_000, .backfilled = 0 };
+    try std.testing.expect(within(w, default_max_bytes));
+    var big = w;
+    big.mx_frame = 16_400;
+    try std.testing.expect(!within(big, default_max_bytes));
+    var empty = w;
+    empty.mx_frame = 0;
+    try std.testing.expect(!within(empty, 0));
+}
