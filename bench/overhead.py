@@ -32,6 +32,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import sqlite3
 import statistics
 import subprocess
@@ -129,6 +130,7 @@ class Round:
     wall: float  # seconds of the burst
     cpu: float  # the writing thread on a CPU
     runq: float  # the writing thread runnable but waiting for a CPU (another process or thread had it)
+    sys: float = float("nan")  # of ``cpu``, in the kernel (system calls, page cache, file system)
 
     @property
     def blocked(self) -> float:
@@ -155,11 +157,13 @@ def one_round(work: Path, endpoint: str, setup: str, w: Workload, count: int, n:
         conn.execute("PRAGMA synchronous=NORMAL")
         w.setup(conn)
         cpu0, runq0 = _schedstat()
+        sys0 = resource.getrusage(resource.RUSAGE_THREAD).ru_stime
         t0 = time.perf_counter()
         tps = burst(conn, w, random.Random(1), count)
         wall = time.perf_counter() - t0
         cpu1, runq1 = _schedstat()
-        return Round(tps, wall, cpu1 - cpu0, runq1 - runq0)
+        sys1 = resource.getrusage(resource.RUSAGE_THREAD).ru_stime
+        return Round(tps, wall, cpu1 - cpu0, runq1 - runq0, sys1 - sys0)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -202,7 +206,7 @@ def in_children(work: Path, endpoint: str, before: Path) -> Runner:
                str(n), endpoint, str(work), "before" if old else "after"]  # fmt: skip
         out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
         fields = json.loads(out.splitlines()[-1])
-        return Round(fields["tps"], fields["wall"], fields["cpu"], fields["runq"])
+        return Round(fields["tps"], fields["wall"], fields["cpu"], fields["runq"], fields["sys"])
 
     return run
 
@@ -212,7 +216,7 @@ def child(args: list[str]) -> int:
     w = next(x for x in WORKLOADS if x.name == wname)
     r = one_round(Path(work), endpoint, setup, w, int(count), int(n), f"-{tag}")
     library = library_description() if setup != "plain" else None
-    print(json.dumps({"tps": r.tps, "wall": r.wall, "cpu": r.cpu, "runq": r.runq, "library": library}))
+    print(json.dumps({"tps": r.tps, "wall": r.wall, "cpu": r.cpu, "runq": r.runq, "sys": r.sys, "library": library}))
     return 0
 
 
@@ -256,14 +260,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json is not None:
         args.json.write_text(json.dumps(raw))
     head = ["workload", "setup", "txs/round", f"tx/s (median of {args.rounds})", "of plain"]
-    print(table([*head, "writer on CPU s", "waiting for a CPU s", "blocked s"], rows))
+    print(table([*head, "writer on CPU s", "of it in the kernel s", "waiting for a CPU s", "blocked s"], rows))
     print("(the writing thread's time in the burst, medians: on a CPU, runnable while another process or thread "
           "had the CPU, and asleep on I/O, a lock or the GIL)")  # fmt: skip
     return 0
 
 
 def _where(rounds: list[Round]) -> list[str]:
-    return [f"{statistics.median(getattr(r, name) for r in rounds):.2f}" for name in ("cpu", "runq", "blocked")]
+    return [f"{statistics.median(getattr(r, name) for r in rounds):.2f}" for name in ("cpu", "sys", "runq", "blocked")]
 
 
 if __name__ == "__main__":

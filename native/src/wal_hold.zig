@@ -83,6 +83,12 @@ pub const Hold = struct {
     acked_seq: u64 = 0,
     acked_frame: u32 = 0,
     acked_salts: [2]u32 = .{ 0, 0 },
+    /// The acknowledgement as last read, and when (monotonic ns): SQLite
+    /// asks at every commit while a hold lasts, a read of the file costs a
+    /// system call, and an answer a millisecond old only holds a little
+    /// longer.
+    ack: spool_ack.Ack = .{},
+    ack_read_ns: ?u64 = null,
 
     pub fn deinit(self: *Hold) void {
         if (self.ack_fd >= 0) fileio.close(self.ack_fd);
@@ -99,8 +105,7 @@ pub const Hold = struct {
         if (wal.page_size == 0) return false;
         if (newest.wal_salt1 != wal.salt1 or newest.wal_salt2 != wal.salt2) return false;
         if (!self.covers(wal.page_size, wal.mx_frame)) return false;
-        const fd = self.ackFd(paths) orelse return false;
-        const ack = spool_ack.readAckFd(fd) catch return false;
+        const ack = self.recentAck(paths) orelse return false;
         if (ack.acked_seq >= newest.seq) return false;
         return switch (lock) {
             .checkpoint => wal.mx_frame -| wal.backfilled < backfill_frames,
@@ -133,6 +138,17 @@ pub const Hold = struct {
         return within(.{ .page_size = page_size, .salt1 = 0, .salt2 = 0, .mx_frame = frames, .backfilled = 0 }, max);
     }
 
+    fn recentAck(self: *Hold, paths: *const sidefolder.Paths) ?spool_ack.Ack {
+        const now = monotonicNs();
+        if (self.ack_read_ns) |then| {
+            if (now -| then < ack_reuse_ns) return self.ack;
+        }
+        const fd = self.ackFd(paths) orelse return null;
+        self.ack = spool_ack.readAckFd(fd) catch return null;
+        self.ack_read_ns = now;
+        return self.ack;
+    }
+
     fn ackFd(self: *Hold, paths: *const sidefolder.Paths) ?fileio.Fd {
         if (self.ack_fd < 0) {
             self.ack_fd = (fileio.openIfExists(sidefolder.Paths.z(&paths.ack), false) catch return null) orelse return null;
@@ -140,6 +156,14 @@ pub const Hold = struct {
         return self.ack_fd;
     }
 };
+
+const ack_reuse_ns: u64 = 1_000_000;
+
+fn monotonicNs() u64 {
+    var ts: std.c.timespec = undefined;
+    _ = std.c.clock_gettime(std.c.CLOCK.MONOTONIC_COARSE, &ts);
+    return @as(u64, @intCast(ts.sec)) * std.time.ns_per_s + @as(u64, @intCast(ts.nsec));
+}
 
 fn within(wal: Wal, max: u64) bool {
     const fsz: u64 = walfmt.frame_header_size + @as(u64, wal.page_size);
