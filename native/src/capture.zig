@@ -96,9 +96,9 @@ pub const WalCapture = struct {
 
     /// Whether SQLite must not checkpoint or restart the WAL `wal` now
     /// (wal_hold.zig): only a WAL handle SQLite keeps open holds it.
-    pub fn holdsWal(self: *WalCapture, wal: wal_hold.Wal, lock: wal_hold.Lock) bool {
+    pub fn holdsWal(self: *WalCapture, wal: wal_hold.Wal) bool {
         if (!self.copy_ahead or self.writer.fd < 0) return false;
-        return self.hold.wanted(&self.writer.paths, self.writer.fd, self.writer.last, wal, lock);
+        return self.hold.wanted(&self.writer.paths, self.writer.fd, self.writer.last, wal);
     }
 
     /// Reads the current WAL header (another process may have restarted the

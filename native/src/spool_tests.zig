@@ -152,7 +152,7 @@ test "an armed bell rings at the next record, once" {
     try testing.expectEqual(@as(u8, 1), rung[0]);
 }
 
-test "the WAL is held while its newest record is unacknowledged, and only then" {
+test "the WAL is held while a quarter of it is unacknowledged, and only then" {
     var s: Scratch = .{};
     try s.init();
     defer s.deinit();
@@ -164,34 +164,28 @@ test "the WAL is held while its newest record is unacknowledged, and only then" 
     try w.append(4096, 7, 8, 21, 400, 2);
     var hold = wal_hold.Hold{};
     defer hold.deinit();
-    const wal = wal_hold.Wal{ .page_size = 4096, .salt1 = 7, .salt2 = 8, .mx_frame = 400, .backfilled = 0 };
-    try testing.expect(!hold.wanted(&w.paths, w.fd, null, wal, .checkpoint));
+    const wal = wal_hold.Wal{ .page_size = 4096, .salt1 = 7, .salt2 = 8, .mx_frame = 400 };
+    try testing.expect(!hold.wanted(&w.paths, w.fd, null, wal));
     // No ack file: no replicator has read the spool, nothing to hold for.
-    try testing.expect(!hold.wanted(&w.paths, w.fd, w.last, wal, .checkpoint));
+    try testing.expect(!hold.wanted(&w.paths, w.fd, w.last, wal));
     try spool_ack.writeAck(&w.paths, .{ .acked_seq = 2, .next_offset = 2 * record_size, .last_record_offset = record_size });
     hold.ack_read_ns = null; // the hold reuses what it read for a millisecond
-    try testing.expect(hold.wanted(&w.paths, w.fd, w.last, wal, .checkpoint));
-    // 380 of 400 frames unshipped: no restart yet.
-    try testing.expect(hold.wanted(&w.paths, w.fd, w.last, wal, .restart));
-    var backfill_due = wal;
-    backfill_due.mx_frame = 1400;
-    backfill_due.backfilled = 400; // 1,000 new frames: a checkpoint may run
-    try testing.expect(!hold.wanted(&w.paths, w.fd, w.last, backfill_due, .checkpoint));
+    // 380 of 400 frames unshipped.
+    try testing.expect(hold.wanted(&w.paths, w.fd, w.last, wal));
     var other_cycle = wal;
     other_cycle.salt1 = 9; // the newest record is of an earlier WAL cycle
-    try testing.expect(!hold.wanted(&w.paths, w.fd, w.last, other_cycle, .checkpoint));
+    try testing.expect(!hold.wanted(&w.paths, w.fd, w.last, other_cycle));
     var full = wal;
     full.mx_frame = 16_400; // past the default size
-    try testing.expect(!hold.wanted(&w.paths, w.fd, w.last, full, .checkpoint));
+    try testing.expect(!hold.wanted(&w.paths, w.fd, w.last, full));
     // Acknowledged through the newest record (the file rewritten in place,
     // read through the descriptor the hold keeps open).
     try spool_ack.writeAck(&w.paths, .{ .acked_seq = 3, .next_offset = 3 * record_size, .last_record_offset = 2 * record_size });
     hold.ack_read_ns = null;
-    try testing.expect(!hold.wanted(&w.paths, w.fd, w.last, wal, .checkpoint));
-    try testing.expect(!hold.wanted(&w.paths, w.fd, w.last, wal, .restart));
+    try testing.expect(!hold.wanted(&w.paths, w.fd, w.last, wal));
 }
 
-test "a restart goes ahead once the unshipped tail is short" {
+test "the WAL is reused once the unshipped tail is short" {
     var s: Scratch = .{};
     try s.init();
     defer s.deinit();
@@ -202,9 +196,8 @@ test "a restart goes ahead once the unshipped tail is short" {
     try spool_ack.writeAck(&w.paths, .{ .acked_seq = 1, .next_offset = record_size, .last_record_offset = 0 });
     var hold = wal_hold.Hold{};
     defer hold.deinit();
-    const wal = wal_hold.Wal{ .page_size = 4096, .salt1 = 7, .salt2 = 8, .mx_frame = 400, .backfilled = 400 };
     // 50 of 400 frames unshipped: the tail is copied and the WAL reused.
-    try testing.expect(!hold.wanted(&w.paths, w.fd, w.last, wal, .restart));
-    // But a checkpoint still waits for new frames.
-    try testing.expect(hold.wanted(&w.paths, w.fd, w.last, wal, .checkpoint));
+    try testing.expect(!hold.wanted(&w.paths, w.fd, w.last, .{ .page_size = 4096, .salt1 = 7, .salt2 = 8, .mx_frame = 400 }));
+    // 150 of 500 are not a short tail yet.
+    try testing.expect(hold.wanted(&w.paths, w.fd, w.last, .{ .page_size = 4096, .salt1 = 7, .salt2 = 8, .mx_frame = 500 }));
 }

@@ -347,16 +347,7 @@ fn holdsWal(bf: *BFile, ofst: c_int, n: c_int) bool {
     const cap = (bf.wal orelse return false).cap orelse return false;
     const view = readView(bf.shm0);
     if (!view.valid) return false;
-    const wal: wal_hold.Wal = .{ .page_size = cap.page_size, .salt1 = view.salt1, .salt2 = view.salt2, .mx_frame = view.mx_frame, .backfilled = backfilled(bf.shm0) };
-    return cap.holdsWal(wal, if (ckpt) .checkpoint else .restart);
-}
-
-/// nBackfill of the wal-index: the first field after the header's two copies.
-fn backfilled(shm0: ?*anyopaque) u32 {
-    const p: [*]const volatile u8 = @ptrCast(shm0 orelse return 0);
-    var b: [4]u8 = undefined;
-    for (&b, 0..) |*x, i| x.* = p[96 + i];
-    return std.mem.readInt(u32, &b, native_endian);
+    return cap.holdsWal(.{ .page_size = cap.page_size, .salt1 = view.salt1, .salt2 = view.salt2, .mx_frame = view.mx_frame });
 }
 
 /// The wal-index header as SQLite left it when this read lock was granted.

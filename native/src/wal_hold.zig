@@ -46,16 +46,14 @@ fn configuredMax() u64 {
     };
 }
 
-/// While held, a checkpoint may still copy this many new frames into the
-/// database file at a time: SQLite's default autocheckpoint, so the file
-/// stays as fresh as without the hold, and the automatic checkpoint SQLite
-/// tries after every commit once the WAL is that long is not a checkpoint
-/// (with its syncs) after every commit.
-pub const backfill_frames: u32 = 1000;
-
-/// A restart goes ahead once at most this part of the WAL is unshipped (1/4):
-/// the replicator's batches never catch up with a writer that keeps writing,
-/// so the copy of a short tail is the price of reusing the WAL.
+/// The WAL is reused (checkpointed, then restarted) once at most this part
+/// of it is unshipped (1/4): the replicator's batches never catch up with a
+/// writer that keeps writing, so the copy of a short tail is the price of
+/// reusing the WAL. Until then SQLite's checkpoints wait too: a checkpoint
+/// that writes every page once for many WAL frames, with its two syncs, is
+/// what the application gains from the hold (Litestream's read transaction
+/// has the same effect), and a checkpoint not followed by a restart would
+/// be repeated after every commit.
 const tail_shift = 2;
 
 /// What the WAL looks like at the moment SQLite asks for the lock.
@@ -65,12 +63,7 @@ pub const Wal = struct {
     salt2: u32,
     /// The wal-index's last valid frame (mxFrame).
     mx_frame: u32,
-    /// Frames already copied into the database file (nBackfill).
-    backfilled: u32,
 };
-
-/// Which of SQLite's locks is asked for.
-pub const Lock = enum { checkpoint, restart };
 
 pub const Hold = struct {
     /// The ack file, kept open: the replicator rewrites it in place, and the
@@ -95,22 +88,17 @@ pub const Hold = struct {
         self.ack_fd = -1;
     }
 
-    /// Whether SQLite must not take `lock` now. The WAL is held while the
-    /// newest record this capture appended is in it and not acknowledged:
-    /// then a checkpoint waits for `backfill_frames` new frames, and a
-    /// restart for a short unshipped tail. Anything it cannot tell means no
-    /// hold (the copy is the safe path).
-    pub fn wanted(self: *Hold, paths: *const sidefolder.Paths, spool_fd: fileio.Fd, last: ?Last, wal: Wal, lock: Lock) bool {
+    /// Whether SQLite must not checkpoint or restart the WAL now: while more
+    /// than a quarter of it is unshipped, up to its size. Anything it cannot
+    /// tell means no hold (the copy is the safe path).
+    pub fn wanted(self: *Hold, paths: *const sidefolder.Paths, spool_fd: fileio.Fd, last: ?Last, wal: Wal) bool {
         const newest = last orelse return false;
         if (wal.page_size == 0) return false;
         if (newest.wal_salt1 != wal.salt1 or newest.wal_salt2 != wal.salt2) return false;
         if (!self.covers(wal.page_size, wal.mx_frame)) return false;
         const ack = self.recentAck(paths) orelse return false;
         if (ack.acked_seq >= newest.seq) return false;
-        return switch (lock) {
-            .checkpoint => wal.mx_frame -| wal.backfilled < backfill_frames,
-            .restart => self.unshipped(spool_fd, ack, wal) > wal.mx_frame >> tail_shift,
-        };
+        return self.unshipped(spool_fd, ack, wal) > wal.mx_frame >> tail_shift;
     }
 
     /// Frames of the WAL after the newest acknowledged commit.
@@ -135,7 +123,7 @@ pub const Hold = struct {
     pub fn covers(self: *Hold, page_size: u32, frames: u32) bool {
         const max = self.max_bytes orelse configuredMax();
         self.max_bytes = max;
-        return within(.{ .page_size = page_size, .salt1 = 0, .salt2 = 0, .mx_frame = frames, .backfilled = 0 }, max);
+        return within(.{ .page_size = page_size, .salt1 = 0, .salt2 = 0, .mx_frame = frames }, max);
     }
 
     fn recentAck(self: *Hold, paths: *const sidefolder.Paths) ?spool_ack.Ack {
@@ -171,7 +159,7 @@ fn within(wal: Wal, max: u64) bool {
 }
 
 test "a hold ends at its size, and a size of 0 holds nothing" {
-    const w = Wal{ .page_size = 4096, .salt1 = 1, .salt2 = 2, .mx_frame = 16_000, .backfilled = 0 };
+    const w = Wal{ .page_size = 4096, .salt1 = 1, .salt2 = 2, .mx_frame = 16_000 };
     try std.testing.expect(within(w, default_max_bytes));
     var big = w;
     big.mx_frame = 16_400;
