@@ -1,11 +1,13 @@
-//! Holding the WAL for the replicator. While the WAL holds commits that no
-//! replicator has acknowledged, the VFS refuses SQLite the checkpoint lock
-//! and the lock a writer takes to restart the WAL, as a reader still using
-//! those frames would make them unavailable. SQLite then appends to the WAL
+//! Holding the WAL for the replicator. While more than a quarter of the WAL
+//! is commits no replicator has acknowledged, the VFS refuses SQLite the
+//! checkpoint lock and the lock a writer takes to restart the WAL, as a
+//! reader still using those frames would. SQLite then appends to the WAL
 //! instead of reusing it, and the replicator ships the frames from the WAL
-//! itself: without the hold, every WAL cycle a fast writer finished before
+//! itself. Without the hold, every WAL cycle a fast writer finished before
 //! the next batch had its unshipped frames copied into the side folder and
-//! the spool synced (materialize.zig), in the writer's own process.
+//! the spool synced (materialize.zig), and SQLite checkpointed every 1,000
+//! frames; with it, a checkpoint writes each page once for the whole
+//! stretch, and the restart after it copies only the short unshipped tail.
 //!
 //! No application statement fails or waits for it: SQLite asks for both
 //! locks without a busy handler and treats a refusal as "not now". The
@@ -14,12 +16,15 @@
 //! checkpoints. Litestream's long read transaction has the same effect.
 //!
 //! The hold is bounded: it ends when the WAL reaches `variable`'s size (64
-//! MiB by default), and SQLite checkpoints and restarts as it would
-//! without it (capture copies what is still unshipped). It never starts before some replicator has read the
-//! spool (no `ack` file: its first snapshot covers everything), nor for a
-//! connection that is closing (SQLite's exclusive lock on the database file
-//! before its last checkpoint), nor for the one-off capture before a delete.
+//! MiB by default), and SQLite checkpoints and restarts as it would without
+//! it (capture copies what is still unshipped). It never starts before some
+//! replicator has read the spool (no `ack` file: its first snapshot covers
+//! everything), nor for a connection that is closing (SQLite's exclusive
+//! lock on the database file before its last checkpoint), nor for the
+//! one-off capture before a delete, nor for libSQL's WAL methods (their
+//! locks are not the VFS's).
 const std = @import("std");
+const builtin = @import("builtin");
 const fileio = @import("fileio.zig");
 const walfmt = @import("walfmt.zig");
 const spool_ack = @import("spool_ack.zig");
@@ -149,7 +154,9 @@ const ack_reuse_ns: u64 = 1_000_000;
 
 fn monotonicNs() u64 {
     var ts: std.c.timespec = undefined;
-    _ = std.c.clock_gettime(std.c.CLOCK.MONOTONIC_COARSE, &ts);
+    // The coarse clock costs no more than a memory read on Linux.
+    const clock = if (builtin.os.tag == .linux) std.c.CLOCK.MONOTONIC_COARSE else std.c.CLOCK.MONOTONIC;
+    _ = std.c.clock_gettime(clock, &ts);
     return @as(u64, @intCast(ts.sec)) * std.time.ns_per_s + @as(u64, @intCast(ts.nsec));
 }
 
