@@ -50,6 +50,8 @@ def test_variables_then_overrides() -> None:
         ("LIBSQL_BOTTOMLESS_DATABASE_ID", "../etc"),
         ("LIBSQL_BOTTOMLESS_SPOOL_MAX_BYTES", "4MB"),
         ("LIBSQL_BOTTOMLESS_SPOOL_MAX_BYTES", "-1"),
+        ("LIBSQL_BOTTOMLESS_WAL_HOLD_BYTES", "64MiB"),
+        ("LIBSQL_BOTTOMLESS_WAL_HOLD_BYTES", "-1"),
     ],
 )
 def test_bad_values_name_the_variable(variable: str, value: str) -> None:

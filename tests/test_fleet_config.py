@@ -70,6 +70,7 @@ def test_every_setting_has_a_key(tmp_path: Path) -> None:
         "snapshot_frames": 9,
         "spool_warn_bytes": 11,
         "spool_max_bytes": 13,
+        "wal_hold_bytes": 17,
         "shutdown_timeout_secs": 1.5,
         "encryption_key_file": str(key),
         "allow_http": True,

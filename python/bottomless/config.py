@@ -53,6 +53,9 @@ class Config:
     # database). Capture reads the variable itself, in the application's
     # process; it is here so the CLI and replicator refuse a bad value.
     spool_max_bytes: int | None = None
+    # How large the WAL may grow while the replicator ships it (None: 64
+    # MiB; 0: never held). Capture reads the variable, as spool_max_bytes.
+    wal_hold_bytes: int | None = None
     # How long shutdown may spend shipping what is left.
     shutdown_timeout_secs: float = 10.0
     # Client-side encryption (AES-256-GCM) of snapshots and batches: base64
@@ -123,6 +126,8 @@ class Config:
             raise ConfigError(f"{ENV_PREFIX}SPOOL_WARN_BYTES: must not be negative")
         if self.spool_max_bytes is not None and self.spool_max_bytes < 0:
             raise ConfigError(f"{ENV_PREFIX}SPOOL_MAX_BYTES: must not be negative")
+        if self.wal_hold_bytes is not None and self.wal_hold_bytes < 0:
+            raise ConfigError(f"{ENV_PREFIX}WAL_HOLD_BYTES: must not be negative (0 never holds the WAL)")
         if self.shutdown_timeout_secs < 0:
             raise ConfigError(f"{ENV_PREFIX}SHUTDOWN_TIMEOUT_SECS: must not be negative")
         if self.lease_secs < 0:
@@ -170,7 +175,7 @@ def _parse(name: str, raw: str, var: str) -> Any:
     try:
         if name == "batch_interval_secs":
             return float(raw)
-        if name in ("batch_max_frames", "snapshot_frames", "spool_warn_bytes", "spool_max_bytes"):
+        if name in ("batch_max_frames", "snapshot_frames", "spool_warn_bytes", "spool_max_bytes", "wal_hold_bytes"):
             return int(raw)
         if name in ("shutdown_timeout_secs", "lease_secs"):
             return float(raw)
