@@ -47,6 +47,8 @@ const BFile = extern struct {
     /// Main db: this connection holds SQLite's EXCLUSIVE lock on the
     /// database file (it is closing, or in exclusive locking mode).
     exclusive: bool = false,
+    /// Main db: this connection holds the checkpoint lock (it checkpoints).
+    holds_ckpt: bool = false,
 };
 
 /// The WAL as one read transaction sees it: the cycle (salts as in the WAL
@@ -318,6 +320,7 @@ fn ioShmLock(f: *sqlite.File, ofst: c_int, n: c_int, flags: c_int) callconv(.c) 
             bf.holds_write = false;
             bf.recovered = false;
         }
+        if (exclusive and covers(ofst, n, sqlite.WAL_CKPT_LOCK)) bf.holds_ckpt = false;
         if (!exclusive and n == 1 and ofst >= sqlite.WAL_READ_LOCK0) bf.view.valid = false;
         return rc;
     }
@@ -330,6 +333,7 @@ fn ioShmLock(f: *sqlite.File, ofst: c_int, n: c_int, flags: c_int) callconv(.c) 
             bf.holds_write = true;
         }
         if (covers(ofst, n, sqlite.WAL_RECOVER_LOCK)) bf.recovered = true;
+        if (ofst == sqlite.WAL_CKPT_LOCK and n == 1) bf.holds_ckpt = true;
     } else if (n == 1 and ofst >= sqlite.WAL_READ_LOCK0 and ofst < sqlite.WAL_READ_LOCK0 + sqlite.WAL_NREADER) {
         bf.view = readView(bf.shm0);
     }
@@ -344,6 +348,10 @@ fn holdsWal(bf: *BFile, ofst: c_int, n: c_int) bool {
     const restart = ofst == sqlite.WAL_READ_LOCK0 + 1 and n == sqlite.WAL_NREADER - 1;
     if (!ckpt and !restart) return false;
     if (bf.kind != .main or bf.exclusive) return false;
+    // A RESTART or TRUNCATE checkpoint under way asks for the restart lock
+    // through the application's busy handler: refused, it would wait.
+    // Having been let in, it finishes, and the restart copies the tail.
+    if (restart and bf.holds_ckpt) return false;
     const cap = (bf.wal orelse return false).cap orelse return false;
     const view = readView(bf.shm0);
     if (!view.valid) return false;
