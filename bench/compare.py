@@ -223,10 +223,20 @@ class DiskSampler(threading.Thread):
             self.stop_event.wait(0.25)
 
 
-def burst(conn: sqlite3.Connection, w: Workload, rng: random.Random, count: int) -> float:
+def burst(
+    conn: sqlite3.Connection, w: Workload, rng: random.Random, count: int, latencies: list[float] | None = None
+) -> float:
+    """tx/s of ``count`` transactions back to back; each one's seconds go
+    to ``latencies`` when given."""
     t0 = time.perf_counter()
-    for _ in range(count):
-        w.tx(conn, rng)
+    if latencies is None:
+        for _ in range(count):
+            w.tx(conn, rng)
+    else:
+        for _ in range(count):
+            start = time.perf_counter()
+            w.tx(conn, rng)
+            latencies.append(time.perf_counter() - start)
     return count / (time.perf_counter() - t0)
 
 

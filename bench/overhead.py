@@ -41,7 +41,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from compare import WORKLOADS, Workload, burst
@@ -130,7 +130,9 @@ class Round:
     wall: float  # seconds of the burst
     cpu: float  # the writing thread on a CPU
     runq: float  # the writing thread runnable but waiting for a CPU (another process or thread had it)
-    sys: float = float("nan")  # of ``cpu``, in the kernel (system calls, page cache, file system)
+    sys: float  # of ``cpu``, in the kernel (system calls, page cache, file system)
+    p99_ms: float  # of one transaction's latency in the burst
+    max_ms: float
 
     @property
     def blocked(self) -> float:
@@ -158,12 +160,15 @@ def one_round(work: Path, endpoint: str, setup: str, w: Workload, count: int, n:
         w.setup(conn)
         cpu0, runq0 = _schedstat()
         sys0 = resource.getrusage(resource.RUSAGE_THREAD).ru_stime
+        latencies: list[float] = []
         t0 = time.perf_counter()
-        tps = burst(conn, w, random.Random(1), count)
+        tps = burst(conn, w, random.Random(1), count, latencies)
         wall = time.perf_counter() - t0
         cpu1, runq1 = _schedstat()
         sys1 = resource.getrusage(resource.RUSAGE_THREAD).ru_stime
-        return Round(tps, wall, cpu1 - cpu0, runq1 - runq0, sys1 - sys0)
+        latencies.sort()
+        p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+        return Round(tps, wall, cpu1 - cpu0, runq1 - runq0, sys1 - sys0, p99 * 1e3, latencies[-1] * 1e3)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -205,8 +210,8 @@ def in_children(work: Path, endpoint: str, before: Path) -> Runner:
         cmd = [sys.executable, str(here / "overhead.py"), "--child", setup.removesuffix(BEFORE), w.name, str(count),
                str(n), endpoint, str(work), "before" if old else "after"]  # fmt: skip
         out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
-        fields = json.loads(out.splitlines()[-1])
-        return Round(fields["tps"], fields["wall"], fields["cpu"], fields["runq"], fields["sys"])
+        got = json.loads(out.splitlines()[-1])
+        return Round(**{f.name: got[f.name] for f in fields(Round)})
 
     return run
 
@@ -216,7 +221,7 @@ def child(args: list[str]) -> int:
     w = next(x for x in WORKLOADS if x.name == wname)
     r = one_round(Path(work), endpoint, setup, w, int(count), int(n), f"-{tag}")
     library = library_description() if setup != "plain" else None
-    print(json.dumps({"tps": r.tps, "wall": r.wall, "cpu": r.cpu, "runq": r.runq, "sys": r.sys, "library": library}))
+    print(json.dumps({**asdict(r), "library": library}))
     return 0
 
 
@@ -260,14 +265,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json is not None:
         args.json.write_text(json.dumps(raw))
     head = ["workload", "setup", "txs/round", f"tx/s (median of {args.rounds})", "of plain"]
-    print(table([*head, "writer on CPU s", "of it in the kernel s", "waiting for a CPU s", "blocked s"], rows))
-    print("(the writing thread's time in the burst, medians: on a CPU, runnable while another process or thread "
-          "had the CPU, and asleep on I/O, a lock or the GIL)")  # fmt: skip
+    where = ["writer on CPU s", "of it in the kernel s", "waiting for a CPU s", "blocked s", "tx p99 ms", "tx max ms"]
+    print(table([*head, *where], rows))
+    print(
+        "(medians of the rounds: the writing thread's time in the burst, on a CPU, runnable while another "
+        "process or thread had the CPU, and asleep on I/O, a lock or the GIL; one transaction's latency)"
+    )
     return 0
 
 
 def _where(rounds: list[Round]) -> list[str]:
-    return [f"{statistics.median(getattr(r, name) for r in rounds):.2f}" for name in ("cpu", "sys", "runq", "blocked")]
+    names = ("cpu", "sys", "runq", "blocked", "p99_ms", "max_ms")
+    return [f"{statistics.median(getattr(r, name) for r in rounds):.2f}" for name in names]
 
 
 if __name__ == "__main__":
