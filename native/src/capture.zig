@@ -98,7 +98,13 @@ pub const WalCapture = struct {
     /// (wal_hold.zig): only a WAL handle SQLite keeps open holds it.
     pub fn holdsWal(self: *WalCapture, wal: wal_hold.Wal) bool {
         if (!self.copy_ahead or self.writer.fd < 0) return false;
-        return self.hold.wanted(&self.writer.paths, self.writer.fd, self.writer.last, wal);
+        const held = self.hold.wanted(&self.writer.paths, self.writer.fd, self.writer.last, wal);
+        // Half way to the hold's size and still far behind: the hold may
+        // well end at its size, and the restart then would copy all that is
+        // unshipped under the write lock. Copy it in the background
+        // meanwhile, from the first unacknowledged record.
+        if (held and !self.hold.covers(wal.page_size, wal.mx_frame *| 2)) self.startCopier(self.hold.ack.next_offset);
+        return held;
     }
 
     /// Reads the current WAL header (another process may have restarted the
@@ -150,7 +156,7 @@ pub const WalCapture = struct {
         // was held (or nothing holds it): copy the next one in the
         // background as it is written. A short unshipped tail, copied when
         // a held WAL is reused, is no reason to copy everything.
-        if (copied > 0 and self.copy_ahead and !self.hold.covers(self.page_size, self.last_commit_frame)) self.startCopier();
+        if (copied > 0 and self.copy_ahead and !self.hold.covers(self.page_size, self.last_commit_frame)) self.startCopier(self.writer.end);
         self.recovered();
     }
 
@@ -163,13 +169,14 @@ pub const WalCapture = struct {
         return .{ .cycle = .{ .salt1 = h.salt1, .salt2 = h.salt2 } };
     }
 
-    fn startCopier(self: *WalCapture) void {
+    /// Starts the background copier at spool offset `from`, unless it runs.
+    fn startCopier(self: *WalCapture, from: u64) void {
         if (self.copier) |cp| {
             if (!cp.done()) return;
             cp.destroy();
             self.copier = null;
         }
-        self.copier = Copier.start(&self.writer.paths, self.writer.end);
+        self.copier = Copier.start(&self.writer.paths, from);
     }
 
     /// Called before SQLite's write reaches the WAL file. An error never
