@@ -159,3 +159,32 @@ def test_the_hold_ends_at_its_size(tmp_path: Path, cli_env: dict[str, str], monk
     finally:
         conn.close()
     restored_equals(db, cli_env, tmp_path)
+
+
+def test_a_hold_half_way_to_its_size_copies_in_the_background(
+    tmp_path: Path, cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hold = 4 << 20
+    monkeypatch.setenv(HOLD_VARIABLE, str(hold))
+    db = tmp_path / "halfway.db"
+    conn = writer(db)
+    try:
+        with replicator(db, cli_env) as proc:
+            proc.send_signal(signal.SIGSTOP)
+            n = 0
+            while wal_bytes(db) < 0.6 * hold:
+                write(conn, n, 10)
+                n += 10
+            # Nothing was reused yet, but the frames are being copied, so
+            # the restart at the hold's size will not copy them all at once.
+            deadline = time.monotonic() + 10
+            while copied_bytes(db) == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert wal_bytes(db) < hold
+            assert copied_bytes(db) > 0, "no background copy half way to the hold's size"
+            proc.send_signal(signal.SIGCONT)
+            write(conn, n, 100)
+            wait_durable(str(db), timeout=60)
+    finally:
+        conn.close()
+    restored_equals(db, cli_env, tmp_path)
