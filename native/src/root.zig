@@ -324,6 +324,7 @@ const all_files = struct {
     pub const bell = @import("bell.zig");
     pub const capture = @import("capture.zig");
     pub const copier = @import("copier.zig");
+    pub const env_bytes = @import("env_bytes.zig");
     pub const fileio = @import("fileio.zig");
     pub const frames_run = @import("frames_run.zig");
     pub const batch_pages = @import("batch_pages.zig");

@@ -15,22 +15,16 @@ const spool_ack = @import("spool_ack.zig");
 const Paths = sidefolder.Paths;
 const seal = @import("seal.zig");
 const fileio = @import("fileio.zig");
-const log = @import("log.zig");
+const env_bytes = @import("env_bytes.zig");
 
 pub const variable = "LIBSQL_BOTTOMLESS_SPOOL_MAX_BYTES";
 const min_default: u64 = 256 << 20;
 
-var bad_value_reported = std.atomic.Value(bool).init(false);
+var setting = env_bytes.Setting{ .variable = variable, .default_text = "the larger of 256 MiB and twice the database" };
 
 /// The cap, in bytes, for the database at `paths`.
 pub fn maxBytes(paths: *const Paths) u64 {
-    if (std.c.getenv(variable)) |v| {
-        if (std.fmt.parseInt(u64, std.mem.span(v), 10)) |n| return n else |_| {
-            if (!bad_value_reported.swap(true, .acq_rel)) {
-                log.err("{s}={s} is not a number of bytes; using the default (the larger of 256 MiB and twice the database)", .{ variable, std.mem.span(v) });
-            }
-        }
-    }
+    if (setting.get()) |n| return n;
     const db = fileio.sizeOfPath(Paths.z(&paths.db)) orelse 0;
     return @max(min_default, 2 * db);
 }

@@ -31,7 +31,7 @@ const spool_ack = @import("spool_ack.zig");
 const sidefolder = @import("sidefolder.zig");
 const format = @import("spool_format.zig");
 const Last = format.Last;
-const log = @import("log.zig");
+const env_bytes = @import("env_bytes.zig");
 
 /// The most WAL a hold lets SQLite accumulate, by default: 16,384 frames
 /// of 4 KiB pages (Litestream forces a checkpoint at 10,000 pages by
@@ -39,17 +39,7 @@ const log = @import("log.zig");
 pub const variable = "LIBSQL_BOTTOMLESS_WAL_HOLD_BYTES";
 pub const default_max_bytes: u64 = 64 << 20;
 
-var bad_value_reported = std.atomic.Value(bool).init(false);
-
-fn configuredMax() u64 {
-    const v = std.c.getenv(variable) orelse return default_max_bytes;
-    return std.fmt.parseInt(u64, std.mem.span(v), 10) catch {
-        if (!bad_value_reported.swap(true, .acq_rel)) {
-            log.err("{s}={s} is not a number of bytes; using the default ({d})", .{ variable, std.mem.span(v), default_max_bytes });
-        }
-        return default_max_bytes;
-    };
-}
+var setting = env_bytes.Setting{ .variable = variable, .default_text = "64 MiB" };
 
 /// The WAL is reused (checkpointed, then restarted) once at most this part
 /// of it is unshipped (1/4): the replicator's batches never catch up with a
@@ -126,9 +116,9 @@ pub const Hold = struct {
 
     /// Whether a WAL of `frames` frames is within what a hold keeps.
     pub fn covers(self: *Hold, page_size: u32, frames: u32) bool {
-        const max = self.max_bytes orelse configuredMax();
+        const max = self.max_bytes orelse setting.get() orelse default_max_bytes;
         self.max_bytes = max;
-        return within(.{ .page_size = page_size, .salt1 = 0, .salt2 = 0, .mx_frame = frames }, max);
+        return within(page_size, frames, max);
     }
 
     fn recentAck(self: *Hold, paths: *const sidefolder.Paths) ?spool_ack.Ack {
@@ -160,18 +150,14 @@ fn monotonicNs() u64 {
     return @as(u64, @intCast(ts.sec)) * std.time.ns_per_s + @as(u64, @intCast(ts.nsec));
 }
 
-fn within(wal: Wal, max: u64) bool {
-    const fsz: u64 = walfmt.frame_header_size + @as(u64, wal.page_size);
-    return walfmt.header_size + @as(u64, wal.mx_frame) * fsz < max;
+/// Whether a WAL of `frames` frames of `page_size` pages is under `max` bytes.
+fn within(page_size: u32, frames: u32, max: u64) bool {
+    const fsz: u64 = walfmt.frame_header_size + @as(u64, page_size);
+    return walfmt.header_size + @as(u64, frames) * fsz < max;
 }
 
 test "a hold ends at its size, and a size of 0 holds nothing" {
-    const w = Wal{ .page_size = 4096, .salt1 = 1, .salt2 = 2, .mx_frame = 16_000 };
-    try std.testing.expect(within(w, default_max_bytes));
-    var big = w;
-    big.mx_frame = 16_400;
-    try std.testing.expect(!within(big, default_max_bytes));
-    var empty = w;
-    empty.mx_frame = 0;
-    try std.testing.expect(!within(empty, 0));
+    try std.testing.expect(within(4096, 16_000, default_max_bytes));
+    try std.testing.expect(!within(4096, 16_400, default_max_bytes));
+    try std.testing.expect(!within(4096, 0, 0));
 }
