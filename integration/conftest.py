@@ -11,6 +11,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -26,9 +27,10 @@ from bottomless._native import Native, load
 from bottomless.config import Config
 from bottomless.embedded import DEMO_CREDENTIALS, embedded_s3
 from bottomless.errors import UnsupportedServer
+from bottomless.lock import is_locked
 from bottomless.s3 import S3Store
 from bottomless.server_features import ServerFeatures
-from bottomless.side_files import folder_of
+from bottomless.side_files import SideFolder, folder_of
 from bottomless.sqlite_vfs import register_python_sqlite
 
 NATIVE_FUNCTIONS = (
@@ -248,13 +250,35 @@ def remove_local(db: Path) -> None:
     shutil.rmtree(folder_of(db), ignore_errors=True)
 
 
-def vfs_wal_connection(db: Path) -> sqlite3.Connection:
+def vfs_wal_connection(db: Path, timeout: float = 5.0) -> sqlite3.Connection:
     """An application's connection through the bottomless VFS (Python's
-    sqlite3, autocommit), in WAL mode: the capture is on."""
+    sqlite3, autocommit, sqlite3's busy ``timeout``), in WAL mode: the
+    capture is on."""
     register_python_sqlite()
-    conn = sqlite3.connect(f"file:{db}?vfs=bottomless", uri=True, isolation_level=None)
+    conn = sqlite3.connect(f"file:{db}?vfs=bottomless", uri=True, timeout=timeout, isolation_level=None)
     conn.execute("PRAGMA journal_mode=wal")
     return conn
+
+
+def wait_replicator_started(db: Path, proc: subprocess.Popen[str], timeout: float = 60) -> None:
+    """Until ``bottomless-cli replicate`` (``proc``) holds the database's
+    replicator lock and has its first generation in S3."""
+    side = SideFolder.of(str(db))
+    deadline = time.monotonic() + timeout
+    while not (side.state.exists() and is_locked(str(side.path))):
+        assert proc.poll() is None, "the replicator exited before it started"
+        assert time.monotonic() < deadline, f"the replicator did not start in {timeout:.0f} s"
+        time.sleep(0.05)
+
+
+def restored_equals(db: Path, env: dict[str, str], tmp_path: Path) -> None:
+    """``bottomless-cli restore`` of ``db`` (its S3 copy as it stands) passes
+    the integrity check and holds exactly what ``db`` holds."""
+    expected = dump(db)
+    out = tmp_path / "restored.db"
+    run_cli(env, "-d", db.name, "restore", "-o", str(out))
+    assert integrity(out) == "ok"
+    assert dump(out) == expected
 
 
 def read_rows(db: Path | str, sql: str) -> list[tuple[Any, ...]]:

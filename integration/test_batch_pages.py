@@ -21,7 +21,7 @@ from bottomless.frames import iter_headers
 from bottomless.replicator import Replicator
 from bottomless.s3 import S3Store
 from bottomless.sqlite_vfs import register_python_sqlite
-from conftest import dump, generation_objects, integrity, read_rows, run_cli
+from conftest import generation_objects, integrity, read_rows, restored_equals, run_cli
 
 PAGE = 4096
 
@@ -55,14 +55,6 @@ def shipped_batches(store: S3Store, db_name: str) -> list[list[tuple[int, int]]]
 
 def wal_frames(db: Path) -> int:
     return (Path(f"{db}-wal").stat().st_size - 32) // (24 + PAGE)
-
-
-def restored_equals(db: Path, cli_env: dict[str, str], tmp_path: Path) -> None:
-    expected = dump(db)
-    out = tmp_path / "restored.db"
-    run_cli(cli_env, "-d", db.name, "restore", "-o", str(out))
-    assert integrity(out) == "ok"
-    assert dump(out) == expected
 
 
 def test_a_batch_holds_each_page_once(tmp_path: Path, cli_env: dict[str, str], store: S3Store) -> None:

@@ -18,7 +18,7 @@ import pytest
 
 from bottomless._paths import extension_path
 from bottomless.sqlite_vfs import register_python_sqlite
-from conftest import dump, integrity, run_cli, run_shell
+from conftest import restored_equals, run_cli, run_shell
 from test_autostart import wait_shipped
 
 TXNS = 3000
@@ -29,13 +29,6 @@ SMALL_SNAPSHOTS = {"LIBSQL_BOTTOMLESS_SNAPSHOT_FRAMES": "60"}
 
 def generations(env: dict[str, str], db_name: str) -> int:
     return len(run_cli(env, "-d", db_name, "ls").stdout.split())
-
-
-def restored_equals_source(env: dict[str, str], db: Path, tmp_path: Path) -> None:
-    out = tmp_path / "restored.db"
-    run_cli(env, "-d", db.name, "restore", "-o", str(out))
-    assert integrity(out) == "ok"
-    assert dump(out) == dump(db)
 
 
 @pytest.mark.parametrize("host", ["sqlite3", "libsql"])
@@ -71,7 +64,7 @@ def test_shell_without_timeout_never_fails(
     assert sqlite3.connect(db).execute("SELECT count(*) FROM t").fetchone() == (TXNS,)
     wait_shipped(db)
     assert generations(cli_env, db.name) > 1, "no snapshot was taken while the shell wrote"
-    restored_equals_source(cli_env, db, tmp_path)
+    restored_equals(db, cli_env, tmp_path)
 
 
 def test_python_timeout_zero_never_fails(tmp_path: Path, cli_env: dict[str, str]) -> None:
@@ -116,4 +109,4 @@ def test_python_timeout_zero_never_fails(tmp_path: Path, cli_env: dict[str, str]
         _, err = replicator.communicate(timeout=60)
     assert replicator.returncode == 0, err
     assert generations(cli_env, db.name) > 1, "no snapshot was taken while Python wrote"
-    restored_equals_source(cli_env, db, tmp_path)
+    restored_equals(db, cli_env, tmp_path)

@@ -18,14 +18,11 @@ import os
 import random
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from bottomless.lock import is_locked
-from bottomless.side_files import SideFolder
-from conftest import dump, integrity, run_cli, vfs_wal_connection
+from conftest import dump, integrity, run_cli, vfs_wal_connection, wait_replicator_started
 from test_autostart import wait_shipped
 
 TXNS = 60000  # at the side folder's default cap, about one interval of this writer's copies
@@ -49,11 +46,7 @@ def test_a_writer_faster_than_the_interval_keeps_one_generation(tmp_path: Path, 
             env={**cli_env, "BOTTOMLESS_LOG": "info"}, stdout=out, stderr=out,
         )  # fmt: skip
     try:
-        side = SideFolder.of(str(db))
-        deadline = time.monotonic() + 60
-        while not (side.state.exists() and is_locked(str(side.path))):
-            assert replicator.poll() is None and time.monotonic() < deadline, "the replicator did not start"
-            time.sleep(0.05)
+        wait_replicator_started(db, replicator)
         rng = random.Random(7)
         for i in range(TXNS):
             conn.execute("BEGIN")

@@ -20,30 +20,22 @@ from pathlib import Path
 
 import pytest
 
-from bottomless.lock import is_locked
 from bottomless.replicator import wait_durable
 from bottomless.side_files import PAGES, SideFolder
-from bottomless.sqlite_vfs import register_python_sqlite
-from conftest import dump, integrity, run_cli
+from conftest import restored_equals, vfs_wal_connection, wait_replicator_started
 
 HOLD_VARIABLE = "LIBSQL_BOTTOMLESS_WAL_HOLD_BYTES"
 
 
 @contextmanager
 def replicator(db: Path, env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
-    """``bottomless-cli replicate`` for ``db``, started (its lock taken and
-    its first generation in S3) before the block runs."""
+    """``bottomless-cli replicate`` for ``db``, started before the block runs."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "bottomless_cli", "-d", str(db), "replicate"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    side = SideFolder.of(str(db))
     try:
-        deadline = time.monotonic() + 60
-        while not (side.state.exists() and is_locked(str(side.path))):
-            assert proc.poll() is None, f"the replicator exited: {proc.stderr.read() if proc.stderr else ''}"
-            assert time.monotonic() < deadline, "the replicator did not start in 60 s"
-            time.sleep(0.05)
+        wait_replicator_started(db, proc)
         yield proc
     finally:
         proc.send_signal(signal.SIGCONT)
@@ -54,9 +46,7 @@ def replicator(db: Path, env: dict[str, str]) -> Iterator[subprocess.Popen[str]]
 
 def writer(db: Path) -> sqlite3.Connection:
     """The application: no busy timeout, small WAL cycles."""
-    register_python_sqlite()
-    conn = sqlite3.connect(f"file:{db}?vfs=bottomless", uri=True, timeout=0, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=wal")
+    conn = vfs_wal_connection(db, timeout=0)
     conn.execute("PRAGMA wal_autocheckpoint=50")
     conn.execute("CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, n INTEGER, v BLOB)")
     return conn
@@ -92,13 +82,6 @@ def copied_bytes(db: Path) -> int:
 
 def wal_bytes(db: Path) -> int:
     return os.path.getsize(f"{db}-wal")
-
-
-def restored_equals(db: Path, env: dict[str, str], tmp_path: Path) -> None:
-    out = tmp_path / "restored.db"
-    run_cli(env, "-d", str(db), "restore", "-o", str(out))
-    assert integrity(out) == "ok"
-    assert dump(out) == dump(db)
 
 
 def test_a_replicator_that_keeps_up_leaves_nothing_to_copy(tmp_path: Path, cli_env: dict[str, str]) -> None:
